@@ -1,0 +1,246 @@
+"""The ``hookstream`` command: the local broker, topics, the services and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+
+from hookstream import __version__
+from hookstream.errors import BrokerAlreadyRunningError, HookstreamError
+from hookstream.formatting import format_status
+from hookstream.settings import Settings, get_settings
+
+log = logging.getLogger("hookstream")
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def configure_logging(level: str) -> None:
+    """One log format for every service; kafka clients are kept at WARNING."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.localkafka.broker import LocalBroker
+
+    broker = LocalBroker(settings.local_kafka)
+    try:
+        info = broker.start()
+    except BrokerAlreadyRunningError as exc:
+        print(f"already running: {exc}")
+        return 0
+    print(f"Kafka {settings.local_kafka.version} is ready at {info.bootstrap} (pid {info.pid})")
+    print(f"logs: {info.log_file}")
+    return 0
+
+
+def _kafka_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.localkafka.broker import LocalBroker
+
+    if LocalBroker(settings.local_kafka).stop():
+        print("stopped the local Kafka broker")
+    else:
+        print("no local Kafka broker was running")
+    return 0
+
+
+def _kafka_status(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.localkafka.broker import LocalBroker, broker_ready
+
+    info = LocalBroker(settings.local_kafka).info()
+    if info is None:
+        print("not running")
+        return 3
+    state = "ready" if broker_ready(info.bootstrap) else "starting or not answering"
+    print(f"running (pid {info.pid}) at {info.bootstrap}: {state}; logs: {info.log_file}")
+    return 0
+
+
+def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.cluster import resolve_bootstrap
+    from hookstream.topics import create_topics
+
+    outcome = create_topics(resolve_bootstrap(settings), settings.topics)
+    for name, state in outcome.items():
+        print(f"{state:8} {name}")
+    return 0
+
+
+def _matcher(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.cluster import resolve_bootstrap
+    from hookstream.matcher import run_matcher
+
+    log.info("matcher starting with settings %s", settings.masked())
+    run_matcher(settings, resolve_bootstrap(settings))
+    return 0
+
+
+def _sender(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.cluster import resolve_bootstrap
+    from hookstream.sender import run_sender
+
+    log.info("sender starting with settings %s", settings.masked())
+    asyncio.run(run_sender(settings, resolve_bootstrap(settings)))
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.demo import run_demo
+
+    return run_demo(settings, once=args.once)
+
+
+def _events_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.client import HookstreamClient
+    from hookstream.models import DomainEvent, now_ms
+
+    if args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            document = json.load(handle)
+        events = [
+            DomainEvent.model_validate(item)
+            for item in (document if isinstance(document, list) else [document])
+        ]
+    elif args.device_event:
+        events = [
+            DomainEvent.for_device_event(
+                args.device_event, json.loads(args.properties), resource_id=args.id
+            )
+        ]
+    else:
+        if not (args.source and args.operation):
+            print(
+                "hookstream: give --source and --operation, --device-event, or --file",
+                file=sys.stderr,
+            )
+            return 2
+        events = [
+            DomainEvent(
+                event_id=str(uuid.uuid4()),
+                source=args.source,
+                operation=args.operation,
+                resource_id=args.id,
+                actor_username=args.user,
+                occurred_at=now_ms(),
+                properties=json.loads(args.properties),
+            )
+        ]
+    with HookstreamClient.from_settings(settings) as client:
+        for event in events:
+            client.publish_event(event)
+            print(f"published {event.event_id} ({event.source}/{event.operation})")
+    return 0
+
+
+def _status_tail(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.client import HookstreamClient
+
+    with HookstreamClient.from_settings(settings) as client:
+        for status in client.statuses(
+            timeout_s=args.idle, webhook_id=args.webhook, from_beginning=not args.new
+        ):
+            print(
+                status.model_dump_json(exclude={"payload"}) if args.json else format_status(status)
+            )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command tree; each subcommand's help says what it does."""
+    parser = argparse.ArgumentParser(
+        prog="hookstream",
+        description="Webhook delivery on Apache Kafka. Settings come from HOOKSTREAM_* variables.",
+    )
+    parser.add_argument("--version", action="version", version=f"hookstream {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker (KRaft)")
+    kafka_commands = kafka.add_subparsers(dest="action", required=True, metavar="ACTION")
+    kafka_commands.add_parser(
+        "start", help="fetch the jars once, format storage, start and wait until ready"
+    ).set_defaults(handler=_kafka_start)
+    kafka_commands.add_parser("stop", help="stop the local broker cleanly").set_defaults(
+        handler=_kafka_stop
+    )
+    kafka_commands.add_parser("status", help="say whether the local broker runs").set_defaults(
+        handler=_kafka_status
+    )
+
+    topics = commands.add_parser("topics", help="manage hookstream's topics")
+    topic_commands = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
+    topic_commands.add_parser(
+        "create", help="create every topic with its settings (idempotent)"
+    ).set_defaults(handler=_topics_create)
+    commands.add_parser("matcher", help="run the Faust matcher and webhook registry").set_defaults(
+        handler=_matcher
+    )
+    commands.add_parser("sender", help="run the delivery sender").set_defaults(handler=_sender)
+    demo = commands.add_parser(
+        "demo",
+        help="start a local broker, the services and a demo receiver; deliver sample events",
+    )
+    demo.add_argument("--once", action="store_true", help="exit after the sample deliveries")
+    demo.set_defaults(handler=_demo)
+
+    events = commands.add_parser("events", help="publish domain events (for trying things)")
+    event_commands = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    publish = event_commands.add_parser(
+        "publish", help="publish one event from flags or a JSON file"
+    )
+    publish.add_argument("--source", help="collection: items, groups, users, roles, computers, ...")
+    publish.add_argument("--operation", help="add, update, delete, signin, ...")
+    publish.add_argument("--id", help="id of the resource acted on")
+    publish.add_argument("--user", help="user name of who did it")
+    publish.add_argument("--device-event", help="a device event name, e.g. ComputerAdded")
+    publish.add_argument("--properties", default="{}", help="JSON object of further fields")
+    publish.add_argument("--file", help="a JSON file with one event or a list of events")
+    publish.set_defaults(handler=_events_publish)
+
+    status = commands.add_parser("status", help="read the status topic")
+    status_commands = status.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tail = status_commands.add_parser("tail", help="print status records as they come")
+    tail.add_argument("--webhook", help="only this webhook id")
+    tail.add_argument("--new", action="store_true", help="only records written from now on")
+    tail.add_argument(
+        "--idle", type=float, default=3600.0, help="stop after this many idle seconds"
+    )
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.set_defaults(handler=_status_tail)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hookstream`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValueError as exc:
+        print(f"hookstream: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except HookstreamError as exc:
+        print(f"hookstream: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # malformed JSON or a model's validation error: the user's input
+        print(f"hookstream: invalid input: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

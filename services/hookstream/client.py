@@ -1,0 +1,165 @@
+"""A small kafka-python client for the people around hookstream: publish events, manage
+webhooks through the registry, and read the status topic.
+
+    with HookstreamClient.from_settings() as client:
+        client.register_webhook(config)
+        client.publish_event(event)
+        for status in client.statuses(timeout_s=10):
+            print(status.outcome, status.http_status)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Self
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from hookstream.cluster import resolve_bootstrap
+from hookstream.codec import decode, encode
+from hookstream.errors import DecodeError
+from hookstream.models import (
+    CommandKind,
+    DeliveryStatus,
+    DomainEvent,
+    WebhookCommand,
+    WebhookConfig,
+)
+from hookstream.settings import Settings, TopicSettings, get_settings
+
+
+class HookstreamClient:
+    """Produces events and commands (acks=all, waited for) and consumes status records."""
+
+    def __init__(self, bootstrap: str, topics: TopicSettings | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics or TopicSettings()
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", client_id="hookstream-client", linger_ms=0
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> HookstreamClient:
+        settings = settings or get_settings()
+        return cls(resolve_bootstrap(settings), settings.topics)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._producer.close(timeout=10)
+
+    def _send(self, topic: str, key: str, value: bytes, timeout_s: float = 30.0) -> None:
+        self._producer.send(topic, key=key.encode(), value=value).get(timeout=timeout_s)
+
+    def publish_event(self, event: DomainEvent, topic: str | None = None) -> None:
+        """Publish one validated event, keyed by its resource id so one resource stays in order."""
+        key = event.resource_id or event.event_id
+        self._send(topic or self.topics.events[0], key, encode(event))
+
+    def command(self, command: WebhookCommand) -> None:
+        """Send a command to the registry, which applies it to the webhook's config."""
+        self._send(self.topics.webhook_commands, command.webhook_id, encode(command))
+
+    def register_webhook(self, config: WebhookConfig) -> None:
+        """Create or edit a webhook (an edit keeps its active state and failure count)."""
+        self.command(
+            WebhookCommand(webhook_id=config.webhook_id, kind=CommandKind.UPSERT, config=config)
+        )
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self.command(WebhookCommand(webhook_id=webhook_id, kind=CommandKind.DELETE))
+
+    def activate_webhook(self, webhook_id: str) -> None:
+        self.command(WebhookCommand(webhook_id=webhook_id, kind=CommandKind.ACTIVATE))
+
+    def deactivate_webhook(self, webhook_id: str, reason: str | None = None) -> None:
+        self.command(
+            WebhookCommand(webhook_id=webhook_id, kind=CommandKind.DEACTIVATE, reason=reason)
+        )
+
+    def webhooks(self, timeout_s: float) -> Iterator[tuple[str, WebhookConfig | None]]:
+        """Records of the config topic from the beginning: (id, config), None for a tombstone."""
+        consumer = KafkaConsumer(
+            self.topics.webhooks,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(timeout_s * 1000),
+            client_id="hookstream-webhook-reader",
+        )
+        try:
+            for message in consumer:
+                webhook_id = message.key.decode() if message.key else ""
+                if message.value is None:
+                    yield webhook_id, None
+                    continue
+                try:
+                    yield webhook_id, decode(message.value, WebhookConfig)
+                except DecodeError:
+                    continue
+        finally:
+            consumer.close()
+
+    def wait_for_webhooks(
+        self, webhook_ids: set[str], timeout_s: float
+    ) -> dict[str, WebhookConfig]:
+        """Wait until the registry has written every one of these webhooks; their configs."""
+        found: dict[str, WebhookConfig] = {}
+        deadline = time.monotonic() + timeout_s
+        for webhook_id, config in self.webhooks(timeout_s=timeout_s):
+            if webhook_id in webhook_ids:
+                if config is None:
+                    found.pop(webhook_id, None)
+                else:
+                    found[webhook_id] = config
+            if set(found) == webhook_ids or time.monotonic() > deadline:
+                break
+        missing = webhook_ids - set(found)
+        if missing:
+            raise TimeoutError(
+                f"the registry did not write {sorted(missing)} within {timeout_s:g} s; is the "
+                f"matcher (which runs the registry) running?"
+            )
+        return found
+
+    def statuses(
+        self,
+        timeout_s: float,
+        webhook_id: str | None = None,
+        from_beginning: bool = True,
+    ) -> Iterator[DeliveryStatus]:
+        """Status records, oldest first, until ``timeout_s`` passes without a new one.
+
+        Undecodable records are skipped: the status topic is written only by hookstream.
+        """
+        consumer = KafkaConsumer(
+            self.topics.status,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(timeout_s * 1000),
+            client_id="hookstream-status-reader",
+        )
+        try:
+            for message in consumer:
+                if webhook_id is not None and message.key != webhook_id.encode():
+                    continue
+                try:
+                    yield decode(message.value, DeliveryStatus)
+                except DecodeError:
+                    continue
+        finally:
+            consumer.close()

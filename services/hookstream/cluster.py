@@ -1,0 +1,20 @@
+"""Which Kafka cluster to talk to: the configured one, or the local broker started for us."""
+
+from __future__ import annotations
+
+from hookstream.errors import ConfigurationError
+from hookstream.localkafka.broker import LocalBroker
+from hookstream.settings import Settings
+
+
+def resolve_bootstrap(settings: Settings) -> str:
+    """The bootstrap servers: HOOKSTREAM_KAFKA_BOOTSTRAP if set, else the running local broker."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    info = LocalBroker(settings.local_kafka).info()
+    if info is None:
+        raise ConfigurationError(
+            "no Kafka cluster: set HOOKSTREAM_KAFKA_BOOTSTRAP (or KAFKA_BOOTSTRAP_SERVERS) to an "
+            "existing cluster, or start the local broker with `hookstream kafka start`"
+        )
+    return info.bootstrap

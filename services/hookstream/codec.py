@@ -1,0 +1,190 @@
+"""The one place records are turned into bytes and back: Avro single-object encoding.
+
+Each record is ``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of its schema's
+canonical form + the Avro binary body, so a consumer can tell which schema wrote it. The rest of
+hookstream sees only the pydantic models of ``hookstream.models``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import avro.io
+import avro.name
+import avro.schema
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from hookstream.errors import DecodeError, SchemaMismatchError
+from hookstream.models import (
+    DeadLetter,
+    DeliveryJob,
+    DeliveryStatus,
+    DomainEvent,
+    WebhookCommand,
+    WebhookConfig,
+)
+
+MARKER = b"\xc3\x01"
+_HEADER_SIZE = len(MARKER) + 8
+_JSON_PROP = "hookstream.json"
+
+#: Schema files in dependency order (later ones refer to names defined by earlier ones).
+SCHEMA_FILES: dict[type[BaseModel], str] = {
+    DomainEvent: "domain_event.avsc",
+    WebhookConfig: "webhook_config.avsc",
+    WebhookCommand: "webhook_command.avsc",
+    DeliveryJob: "delivery_job.avsc",
+    DeliveryStatus: "delivery_status.avsc",
+    DeadLetter: "dead_letter.avsc",
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def schema_dir() -> Path:
+    """``schemas/``: packaged beside the code in a wheel, at the repository root in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "schemas", here.parents[1] / "schemas"):
+        if (candidate / "domain_event.avsc").exists():
+            return candidate
+    raise FileNotFoundError(f"hookstream's Avro schemas were not found beside {here}")
+
+
+def parse_schemas(texts: dict[type[BaseModel], str]) -> dict[type[BaseModel], avro.schema.Schema]:
+    """Parse schema texts in dependency order, sharing named types between them."""
+    names = avro.name.Names()
+    return {
+        model: avro.schema.make_avsc_object(json.loads(text), names)
+        for model, text in texts.items()
+    }
+
+
+@dataclass(frozen=True)
+class _Codec:
+    schema: avro.schema.Schema
+    fingerprint: bytes
+    writer: avro.io.DatumWriter
+    reader: avro.io.DatumReader
+
+
+@lru_cache(maxsize=1)
+def _codecs() -> dict[type[BaseModel], _Codec]:
+    folder = schema_dir()
+    texts = {model: (folder / name).read_text() for model, name in SCHEMA_FILES.items()}
+    return {
+        model: _Codec(
+            schema, schema.fingerprint(), avro.io.DatumWriter(schema), avro.io.DatumReader(schema)
+        )
+        for model, schema in parse_schemas(texts).items()
+    }
+
+
+def fingerprint_of(model: type[BaseModel]) -> bytes:
+    """The 8-byte CRC-64-AVRO fingerprint of a record type's current schema."""
+    return _codecs()[model].fingerprint
+
+
+def _to_avro(schema: avro.schema.Schema, value: Any) -> Any:
+    if isinstance(schema, avro.schema.RecordSchema):
+        out = {}
+        for field in schema.fields:
+            item = getattr(value, field.name)
+            if field.other_props.get(_JSON_PROP):
+                out[field.name] = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+            else:
+                out[field.name] = _to_avro(field.type, item)
+        return out
+    if isinstance(schema, avro.schema.UnionSchema):
+        if value is None:
+            return None
+        branch = next(s for s in schema.schemas if s.type != "null")
+        return _to_avro(branch, value)
+    if isinstance(schema, avro.schema.ArraySchema):
+        return [_to_avro(schema.items, item) for item in value]
+    if isinstance(schema, avro.schema.MapSchema):
+        return {key: _to_avro(schema.values, item) for key, item in value.items()}
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _from_avro(schema: avro.schema.Schema, value: Any) -> Any:
+    if isinstance(schema, avro.schema.RecordSchema):
+        out = {}
+        for field in schema.fields:
+            item = value[field.name]
+            if field.other_props.get(_JSON_PROP):
+                out[field.name] = json.loads(item)
+            else:
+                out[field.name] = _from_avro(field.type, item)
+        return out
+    if isinstance(schema, avro.schema.UnionSchema):
+        if value is None:
+            return None
+        branch = next(s for s in schema.schemas if s.type != "null")
+        return _from_avro(branch, value)
+    if isinstance(schema, avro.schema.ArraySchema):
+        return [_from_avro(schema.items, item) for item in value]
+    if isinstance(schema, avro.schema.MapSchema):
+        return {key: _from_avro(schema.values, item) for key, item in value.items()}
+    return value
+
+
+def encode(record: BaseModel) -> bytes:
+    """The single-object encoding of a record under its current schema."""
+    codec = _codecs()[type(record)]
+    buffer = io.BytesIO()
+    buffer.write(MARKER)
+    buffer.write(codec.fingerprint)
+    # pydantic has validated the record; the writer's own validation pass would double the cost.
+    codec.writer.write_data(
+        codec.schema, _to_avro(codec.schema, record), avro.io.BinaryEncoder(buffer)
+    )
+    return buffer.getvalue()
+
+
+def _name_of(fingerprint: bytes) -> str:
+    for model, codec in _codecs().items():
+        if codec.fingerprint == fingerprint:
+            return f" ({model.__name__})"
+    return " (an unknown schema)"
+
+
+def decode(data: bytes | None, model: type[M]) -> M:
+    """Decode a single-object-encoded record; any mismatch or damage is a DecodeError."""
+    codec = _codecs()[model]
+    if data is None:
+        raise DecodeError(
+            f"expected a {model.__name__} record but the value is empty (a tombstone)"
+        )
+    if len(data) < _HEADER_SIZE or data[:2] != MARKER:
+        raise DecodeError(
+            f"not an Avro single-object record: it must start with C3 01 and an 8-byte schema "
+            f"fingerprint (got {data[:10].hex(' ') or 'no bytes'})"
+        )
+    written_with = data[2:_HEADER_SIZE]
+    if written_with != codec.fingerprint:
+        raise SchemaMismatchError(
+            f"record was written with schema fingerprint {written_with.hex()}"
+            f"{_name_of(written_with)}"
+            f" but the reader expects {codec.fingerprint.hex()} ({model.__name__})"
+        )
+    try:
+        raw = codec.reader.read(avro.io.BinaryDecoder(io.BytesIO(data[_HEADER_SIZE:])))
+        fields = _from_avro(codec.schema, raw)
+    except Exception as exc:  # the avro package raises assorted types on damaged input
+        raise DecodeError(
+            f"damaged {model.__name__} record body: {type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        raise DecodeError(f"invalid {model.__name__} record: {exc}") from exc

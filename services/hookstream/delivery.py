@@ -1,0 +1,169 @@
+"""One HTTP attempt of a delivery, and the one function that judges its result.
+
+An attempt's result is a value (``AttemptResult``); ``judge`` turns it into a ``Verdict``:
+delivered, retry at a time for a reason, or failed for good. The rules for status codes,
+``Retry-After`` and spacing live only there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import httpx
+
+from hookstream import __version__
+from hookstream.models import AuthKind, WebhookConfig
+from hookstream.payloads import Payload
+
+USER_AGENT = f"hookstream/{__version__} (+webhook delivery)"
+DELIVERY_HEADER = "X-Hookstream-Delivery"
+ATTEMPT_HEADER = "X-Hookstream-Attempt"
+MAX_RETRY_AFTER_S = 100.0
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one POST produced: a status code and excerpt, or the error that stopped it."""
+
+    http_status: int | None
+    response_excerpt: str | None
+    error: str | None
+    duration_ms: float
+    retry_after_s: float | None = None
+
+
+class VerdictKind(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Delivered; retry at ``retry_at`` because ``reason``; or failed because ``reason``."""
+
+    kind: VerdictKind
+    reason: str | None = None
+    retry_at: int | None = None
+    gone: bool = False
+
+
+def judge(
+    result: AttemptResult, attempt: int, max_attempts: int, interval_s: float, now: int
+) -> Verdict:
+    """Any 2xx is delivered; anything else is a failed attempt, retried while attempts remain.
+
+    The next attempt waits ``interval_s``; a ``Retry-After`` (429/503) may lengthen that, up to
+    100 s. A 410 Gone ends the delivery at once and marks the endpoint gone.
+    """
+    status = result.http_status
+    if status is not None and 200 <= status < 300:
+        return Verdict(VerdictKind.DELIVERED)
+    if status is None:
+        reason = result.error or "no response"
+    elif 300 <= status < 400:
+        reason = f"HTTP {status}: redirects are not followed"
+    else:
+        reason = f"HTTP {status}"
+    if status == 410:
+        return Verdict(
+            VerdictKind.FAILED, reason="HTTP 410 Gone: the receiver retired this URL", gone=True
+        )
+    if attempt >= max_attempts:
+        return Verdict(VerdictKind.FAILED, reason=f"{reason} (attempt {attempt} of {max_attempts})")
+    delay_s = interval_s
+    if status in (429, 503) and result.retry_after_s is not None:
+        delay_s = min(max(interval_s, result.retry_after_s), max(MAX_RETRY_AFTER_S, interval_s))
+    return Verdict(VerdictKind.RETRY, reason=reason, retry_at=now + int(delay_s * 1000))
+
+
+def parse_retry_after(value: str | None, now_s: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now_s)
+
+
+def request_headers(
+    config: WebhookConfig, payload: Payload, delivery_id: str, attempt: int
+) -> dict[str, str]:
+    """Every header of a delivery; the auth headers were validated when the webhook was saved."""
+    headers = {
+        "Content-Type": payload.content_type,
+        "User-Agent": USER_AGENT,
+        "webhook-id": delivery_id,
+        DELIVERY_HEADER: delivery_id,
+        ATTEMPT_HEADER: str(attempt),
+    }
+    auth = config.auth
+    if auth.kind is AuthKind.BASIC and auth.username is not None and auth.password is not None:
+        token = f"{auth.username}:{auth.password.get_secret_value()}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
+    elif auth.kind is AuthKind.HEADER:
+        for name, value in auth.headers.items():
+            headers[name] = value.get_secret_value()
+    return headers
+
+
+def _describe(exc: Exception) -> str:
+    kinds: dict[type[Exception], str] = {
+        httpx.ConnectTimeout: "connect timeout",
+        httpx.ReadTimeout: "read timeout",
+        httpx.WriteTimeout: "write timeout",
+        httpx.PoolTimeout: "no free connection in time",
+        httpx.ConnectError: "connection failed",
+    }
+    kind = kinds.get(type(exc), type(exc).__name__)
+    detail = str(exc).strip()
+    return f"{kind}: {detail}" if detail else kind
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: Payload,
+    headers: dict[str, str],
+    timeout: httpx.Timeout,
+    total_timeout_s: float,
+    excerpt_bytes: int,
+) -> AttemptResult:
+    """POST once and read at most ``excerpt_bytes`` of the answer; never raises for HTTP trouble."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(total_timeout_s):
+            async with client.stream(
+                "POST", url, content=payload.body, headers=headers, timeout=timeout
+            ) as response:
+                excerpt = bytearray()
+                async for chunk in response.aiter_bytes():
+                    excerpt += chunk
+                    if len(excerpt) >= excerpt_bytes:
+                        break
+                return AttemptResult(
+                    http_status=response.status_code,
+                    response_excerpt=bytes(excerpt[:excerpt_bytes]).decode("utf-8", "replace"),
+                    error=None,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    retry_after_s=parse_retry_after(
+                        response.headers.get("retry-after"), time.time()
+                    ),
+                )
+    except TimeoutError:
+        error = f"no complete answer within {total_timeout_s:g} s"
+    except httpx.HTTPError as exc:
+        error = _describe(exc)
+    except OSError as exc:
+        error = f"network error: {exc}"
+    return AttemptResult(None, None, error, (time.perf_counter() - started) * 1000)

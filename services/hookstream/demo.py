@@ -1,0 +1,233 @@
+"""``hookstream demo``: the whole system on one machine, with a receiver that shows what arrives.
+
+It starts (or reuses) the local broker, creates the topics, runs the matcher and the sender as
+child processes, serves a demo receiver on 127.0.0.1, registers three webhooks (portal JSON with
+basic auth, device XML with header auth, and one whose receiver always fails), publishes sample
+events and prints every delivery and status record. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from hookstream.client import HookstreamClient
+from hookstream.errors import BrokerAlreadyRunningError
+from hookstream.formatting import format_status
+from hookstream.localkafka.broker import HOST, LocalBroker
+from hookstream.models import (
+    DeactivationPolicy,
+    DomainEvent,
+    PayloadFormat,
+    WebhookAuth,
+    WebhookConfig,
+    now_ms,
+)
+from hookstream.settings import Settings
+from hookstream.topics import create_topics
+
+#: How long the demo waits for the sample deliveries before it says what is missing.
+WAIT_S = 90.0
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """Prints what it receives; answers 500 on /fail to show retries and deactivation."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(min(length, 1_000_000))
+        failing = self.path.startswith("/fail")
+        self.send_response(500 if failing else 200)
+        self.end_headers()
+        self.wfile.write(b"failing on purpose" if failing else b"ok")
+        auth = (
+            "basic"
+            if self.headers.get("Authorization")
+            else ("header" if self.headers.get("X-Api-Key") else "none")
+        )
+        print(
+            f"  receiver <- POST {self.path} [{self.headers.get('Content-Type')}] auth={auth} "
+            f"delivery={self.headers.get('webhook-id')} answered {500 if failing else 200}\n"
+            f"     {body[:300].decode('utf-8', 'replace')}",
+            flush=True,
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence access logs
+        return
+
+
+def _start_receiver() -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((HOST, 0), _Receiver)
+    threading.Thread(target=server.serve_forever, name="demo-receiver", daemon=True).start()
+    return server
+
+
+def _service(name: str, env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(  # noqa: S603 - our own entry point
+            [sys.executable, "-m", "hookstream.cli", name],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def demo_webhooks(run: str, base_url: str) -> list[WebhookConfig]:
+    """The three sample webhooks of one demo run."""
+    return [
+        WebhookConfig(
+            webhook_id=f"demo-items-{run}",
+            name="Item updates (portal JSON, basic auth)",
+            payload_url=f"{base_url}/items",
+            triggers=["/items/update", "/items/add"],
+            auth=WebhookAuth(kind="basic", username="demo", password="demo-password"),  # noqa: S106
+        ),
+        WebhookConfig(
+            webhook_id=f"demo-computers-{run}",
+            name="New computers (device XML, header auth)",
+            payload_url=f"{base_url}/computers",
+            triggers=["ComputerAdded"],
+            payload_format=PayloadFormat.XML,
+            auth=WebhookAuth(kind="header", headers={"X-Api-Key": "demo-key"}),
+        ),
+        WebhookConfig(
+            webhook_id=f"demo-failing-{run}",
+            name="A receiver that is down",
+            payload_url=f"{base_url}/fail",
+            triggers=["/users/signin"],
+            deactivation_policy=DeactivationPolicy(number_of_failures=1, days_in_past=1),
+        ),
+    ]
+
+
+def demo_events() -> list[DomainEvent]:
+    """Sample events: one per webhook above, and one that matches nothing."""
+    now = now_ms()
+    return [
+        DomainEvent(
+            event_id=str(uuid.uuid4()),
+            source="items",
+            operation="update",
+            resource_id="9f3c2b",
+            actor_username="alice",
+            actor_user_id="u-17",
+            occurred_at=now,
+            properties={"title": "Parcels 2026", "tags": ["cadastre"]},
+        ),
+        DomainEvent.for_device_event(
+            "ComputerAdded",
+            {
+                "deviceName": "lab-mac-07",
+                "serialNumber": "C02XK1",
+                "model": "MacBook Pro",
+                "jssID": 7,
+            },
+        ),
+        DomainEvent(
+            event_id=str(uuid.uuid4()),
+            source="users",
+            operation="signin",
+            resource_id="bob",
+            actor_username="bob",
+            occurred_at=now,
+        ),
+        DomainEvent(
+            event_id=str(uuid.uuid4()),
+            source="groups",
+            operation="delete",
+            resource_id="g-1",
+            occurred_at=now,
+        ),
+    ]
+
+
+def run_demo(settings: Settings, once: bool = False) -> int:
+    """Run the demo; with ``once`` it stops after the sample deliveries instead of waiting."""
+    broker = LocalBroker(settings.local_kafka)
+    started_broker = False
+    bootstrap = settings.kafka_bootstrap
+    if bootstrap is None:
+        try:
+            info = broker.start()
+            started_broker = True
+            print(f"started a local Kafka broker at {info.bootstrap} (logs: {info.log_file})")
+        except BrokerAlreadyRunningError:
+            info = broker.info()  # type: ignore[assignment]
+            print(f"using the local Kafka broker already running at {info.bootstrap}")
+        bootstrap = info.bootstrap
+    for name, state in create_topics(bootstrap, settings.topics).items():
+        print(f"topic {name}: {state}")
+
+    receiver = _start_receiver()
+    base_url = f"http://{HOST}:{receiver.server_address[1]}"
+    print(f"demo receiver listening on {base_url}")
+    env = {
+        **os.environ,
+        "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        # The demo receiver is plain HTTP on 127.0.0.1; production payload URLs must be https.
+        "HOOKSTREAM_DELIVERY__ALLOW_PLAIN_HTTP": "true",
+        "HOOKSTREAM_DELIVERY__RETRY_INTERVAL_S": "2",
+        "HOOKSTREAM_DELIVERY__MAX_ATTEMPTS": "2",
+    }
+    logs = settings.local_kafka.home / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    services = [_service(name, env, str(logs / f"{name}.log")) for name in ("matcher", "sender")]
+    print(f"matcher and sender started (logs in {logs}); plain HTTP allowed for the demo receiver")
+    try:
+        return _exercise(bootstrap, settings, base_url, once)
+    except KeyboardInterrupt:
+        print("\nstopping")
+        return 0
+    finally:
+        for process in services:
+            process.terminate()
+        for process in services:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        receiver.shutdown()
+        if started_broker:
+            broker.stop()
+            print("stopped the local Kafka broker")
+
+
+def _exercise(bootstrap: str, settings: Settings, base_url: str, once: bool) -> int:
+    run = uuid.uuid4().hex[:8]
+    webhooks = demo_webhooks(run, base_url)
+    ids = {webhook.webhook_id for webhook in webhooks}
+    with HookstreamClient(bootstrap, settings.topics) as client:
+        for webhook in webhooks:
+            client.register_webhook(webhook)
+            print(
+                f"registered webhook {webhook.webhook_id}: {webhook.triggers} "
+                f"-> {webhook.payload_url}"
+            )
+        client.wait_for_webhooks(ids, timeout_s=WAIT_S)
+        for event in demo_events():
+            client.publish_event(event)
+            print(f"published event {event.source}/{event.operation} {event.resource_id}")
+        print("status records (one per attempt):")
+        # Expected: 2 delivered, 2 failed attempts of the failing one, and its deactivation.
+        expected = 5
+        seen = 0
+        deadline = time.monotonic() + (WAIT_S if once else 10**9)
+        for status in client.statuses(timeout_s=WAIT_S if once else 3600, from_beginning=True):
+            if status.webhook_id not in ids:
+                continue
+            seen += 1
+            print("  status   " + format_status(status), flush=True)
+            if once and (seen >= expected or time.monotonic() > deadline):
+                break
+    if once:
+        ok = seen >= expected
+        print(json.dumps({"demo": "ok" if ok else "incomplete", "status_records": seen}))
+        return 0 if ok else 1
+    return 0

@@ -1,0 +1,227 @@
+"""Every webhook config, live: an in-memory view of the compacted config topic with a trigger index.
+
+Each service that needs configs (matcher, registry, sender) keeps its own ``WebhookDirectory``,
+fed by ``DirectoryFeed``: a group-less consumer that reads every partition of the config topic
+from the beginning and then follows it. Writes are applied only when their revision is not older
+than what the directory holds, so a late copy of an old record never rolls a webhook back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from hookstream.codec import decode
+from hookstream.errors import ConfigurationError, DecodeError
+from hookstream.models import WebhookConfig
+from hookstream.triggers import (
+    Trigger,
+    TriggerFamily,
+    TriggerKey,
+    event_lookup_keys,
+    parse_triggers,
+)
+
+log = logging.getLogger(__name__)
+
+#: Header carrying the revision of a config record (and of a tombstone, which has no value).
+REVISION_HEADER = "hookstream-revision"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A webhook that an event matched, with the trigger that matched it."""
+
+    webhook: WebhookConfig
+    trigger: Trigger
+
+
+class WebhookDirectory:
+    """Configs by id and an index from trigger key to the active webhooks subscribed under it."""
+
+    def __init__(self) -> None:
+        self._configs: dict[str, WebhookConfig] = {}
+        self._triggers: dict[str, list[Trigger]] = {}
+        self._deleted_revision: dict[str, int] = {}
+        self._index: dict[TriggerKey, dict[str, Trigger]] = {}
+
+    def __len__(self) -> int:
+        return len(self._configs)
+
+    def get(self, webhook_id: str) -> WebhookConfig | None:
+        return self._configs.get(webhook_id)
+
+    def all(self) -> list[WebhookConfig]:
+        return list(self._configs.values())
+
+    def revision(self, webhook_id: str) -> int:
+        """The revision of the newest write seen for this id, deleted or not (-1 if none)."""
+        config = self._configs.get(webhook_id)
+        if config is not None:
+            return config.revision
+        return self._deleted_revision.get(webhook_id, -1)
+
+    def put(self, config: WebhookConfig) -> bool:
+        """Hold a config unless an equal-or-newer revision is held; True if applied."""
+        if config.revision < self.revision(config.webhook_id):
+            return False
+        self._unindex(config.webhook_id)
+        self._deleted_revision.pop(config.webhook_id, None)
+        self._configs[config.webhook_id] = config
+        if config.active:
+            triggers = parse_triggers(config.triggers, config.smart_group_id)
+            self._triggers[config.webhook_id] = triggers
+            for trigger in triggers:
+                self._index.setdefault(trigger.key, {})[config.webhook_id] = trigger
+        return True
+
+    def delete(self, webhook_id: str, revision: int | None) -> bool:
+        """Forget a webhook; a tombstone without a revision always applies. True if applied."""
+        if revision is not None and revision < self.revision(webhook_id):
+            return False
+        self._unindex(webhook_id)
+        self._configs.pop(webhook_id, None)
+        self._deleted_revision[webhook_id] = (
+            revision if revision is not None else self.revision(webhook_id)
+        )
+        return True
+
+    def _unindex(self, webhook_id: str) -> None:
+        for trigger in self._triggers.pop(webhook_id, []):
+            bucket = self._index.get(trigger.key)
+            if bucket is not None:
+                bucket.pop(webhook_id, None)
+                if not bucket:
+                    del self._index[trigger.key]
+
+    def match(self, source: str, resource_id: str | None, operation: str) -> list[Match]:
+        """The active webhooks subscribed to this event, each once, by its most specific trigger."""
+        found: dict[str, Trigger] = {}
+        for key in event_lookup_keys(source, resource_id, operation):
+            for webhook_id, trigger in self._index.get(key, {}).items():
+                found[webhook_id] = trigger  # keys go from general to specific
+        return [Match(self._configs[webhook_id], trigger) for webhook_id, trigger in found.items()]
+
+
+def family_of(config: WebhookConfig) -> TriggerFamily:
+    """The payload family of a webhook (all its triggers are of one family)."""
+    return parse_triggers(config.triggers, config.smart_group_id)[0].family
+
+
+def revision_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> int | None:
+    """The revision header of a record, if it has a readable one."""
+    for name, value in headers or ():
+        if name == REVISION_HEADER:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                return int(value.decode())
+    return None
+
+
+class DirectoryFeed:
+    """Keeps a ``WebhookDirectory`` in step with the config topic; ``ready`` once caught up."""
+
+    def __init__(
+        self,
+        directory: WebhookDirectory,
+        bootstrap: str,
+        topic: str,
+        client_id: str,
+        poll_timeout_ms: int = 100,
+    ) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.ready = asyncio.Event()
+        self.undecodable = 0
+        self._poll_timeout_ms = poll_timeout_ms
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Assign every partition from the beginning and start following in the background."""
+        self._consumer = consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._poll_timeout_ms,
+        )
+        await consumer.start()
+        # The consumer learns partitions only for subscribed topics; ask the cluster directly.
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = metadata.partitions_for_topic(self.topic)
+        if not partitions:
+            raise ConfigurationError(
+                f"config topic {self.topic!r} does not exist; run `hookstream topics create`"
+            )
+        assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(assignment)
+        await consumer.seek_to_beginning(*assignment)
+        end_offsets = await consumer.end_offsets(assignment)
+        self._task = asyncio.create_task(self._follow(consumer, end_offsets), name="directory-feed")
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        await asyncio.wait_for(self.ready.wait(), timeout_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _follow(
+        self, consumer: AIOKafkaConsumer, end_offsets: dict[TopicPartition, int]
+    ) -> None:
+        remaining = {tp: end for tp, end in end_offsets.items() if end > 0}
+        if not remaining:
+            self.ready.set()
+        while True:
+            batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
+            for tp, records in batches.items():
+                for record in records:
+                    self._apply(record.key, record.value, record.headers, tp, record.offset)
+                if tp in remaining and records[-1].offset + 1 >= remaining[tp]:
+                    del remaining[tp]
+            if not self.ready.is_set() and all(
+                [await consumer.position(tp) >= end for tp, end in remaining.items()]
+            ):
+                remaining.clear()
+                log.info("webhook directory caught up: %d webhooks", len(self.directory))
+                self.ready.set()
+
+    def _apply(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Iterable[tuple[str, bytes]] | None,
+        tp: TopicPartition,
+        offset: int,
+    ) -> None:
+        if value is None:
+            if key is None:
+                return
+            self.directory.delete(key.decode("utf-8", "replace"), revision_from_headers(headers))
+            return
+        try:
+            config = decode(value, WebhookConfig)
+        except DecodeError as exc:
+            self.undecodable += 1
+            log.error(
+                "skipping undecodable webhook config at %s[%d]@%d: %s",
+                tp.topic,
+                tp.partition,
+                offset,
+                exc,
+            )
+            return
+        self.directory.put(config)

@@ -1,0 +1,338 @@
+"""Fetch, format, start and stop a single-node Apache Kafka broker (KRaft) for dev and tests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from hookstream.errors import BrokerAlreadyRunningError, ConfigurationError, LocalBrokerError
+from hookstream.settings import LocalKafkaSettings
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+_STATE_FILE = "broker.json"
+_COMPLETE_MARKER = ".complete"
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """What a running local broker is: its process and where clients reach it."""
+
+    pid: int
+    port: int
+    controller_port: int
+    log_file: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+
+def _package_file(name: str) -> Path:
+    return Path(str(resources.files("hookstream.localkafka").joinpath(name)))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _require_tool(name: str, why: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ConfigurationError(
+            f"'{name}' was not found on PATH; {why}. Install it (e.g. `apt-get install "
+            f"openjdk-17-jre-headless maven`) or set HOOKSTREAM_KAFKA_BOOTSTRAP to use an "
+            f"existing cluster."
+        )
+    return path
+
+
+def fetch_jars(settings: LocalKafkaSettings) -> Path:
+    """Download the broker jars once into the cache and return their folder."""
+    libs = settings.home / f"kafka-{settings.version}" / "libs"
+    if (libs / _COMPLETE_MARKER).exists():
+        return libs
+    mvn = _require_tool("mvn", "Maven fetches the Kafka broker jars from Maven Central")
+    if libs.exists():
+        shutil.rmtree(libs)
+    libs.mkdir(parents=True)
+    log.info("fetching Apache Kafka %s jars into %s", settings.version, libs)
+    command = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(_package_file("pom.xml")),
+        f"-Dkafka.version={settings.version}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        shutil.rmtree(libs, ignore_errors=True)
+        raise LocalBrokerError(
+            f"Maven could not fetch Apache Kafka {settings.version} (exit {done.returncode}):\n"
+            f"{(done.stdout + done.stderr)[-2000:]}"
+        )
+    if not any(libs.glob("kafka_2.13-*.jar")):
+        raise LocalBrokerError(f"Maven finished but no kafka_2.13 jar is in {libs}")
+    (libs / _COMPLETE_MARKER).write_text(settings.version)
+    return libs
+
+
+def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers={HOST}:{controller_port}",
+            f"listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+            "inter.broker.listener.name=PLAINTEXT",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data_dir}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "log.cleaner.backoff.ms=1000",
+            "",
+        ]
+    )
+
+
+def broker_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True when the broker answers a real metadata request, not merely an open port."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    timeout_ms = int(timeout_s * 1000)
+    kafka_log = logging.getLogger("kafka")
+    previous = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=timeout_ms,
+            client_id="hookstream-probe",
+        )
+        try:
+            admin.describe_cluster()
+        finally:
+            admin.close()
+    except (KafkaError, OSError, ValueError):
+        return False
+    finally:
+        kafka_log.setLevel(previous)
+    return True
+
+
+class LocalBroker:
+    """One local broker whose jars, storage, logs and pid file live under ``workdir``."""
+
+    def __init__(self, settings: LocalKafkaSettings, workdir: Path | None = None) -> None:
+        self.settings = settings
+        self.workdir = workdir or settings.home / "broker"
+        self.state_file = self.workdir / _STATE_FILE
+        self.log_file = self.workdir / "broker.log"
+        self.data_dir = self.workdir / "data"
+
+    def info(self) -> BrokerInfo | None:
+        """The running broker, or None (a stale pid file is removed)."""
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        info = BrokerInfo(
+            pid=int(state["pid"]),
+            port=int(state["port"]),
+            controller_port=int(state["controller_port"]),
+            log_file=Path(state["log_file"]),
+        )
+        if not _pid_alive(info.pid):
+            self.state_file.unlink(missing_ok=True)
+            return None
+        return info
+
+    def start(self) -> BrokerInfo:
+        """Start the broker in the background and return once it answers metadata requests."""
+        running = self.info()
+        if running is not None:
+            raise BrokerAlreadyRunningError(
+                f"a local Kafka broker already runs (pid {running.pid}) at {running.bootstrap}; "
+                f"`hookstream kafka stop` stops it"
+            )
+        java = _require_tool("java", "the Kafka broker needs Java 17 or newer")
+        libs = fetch_jars(self.settings)
+        port = self.settings.port or _free_port()
+        if not _port_is_free(port):
+            raise ConfigurationError(
+                f"port {port} on {HOST} is taken by another process; stop it, or choose another "
+                f"port with HOOKSTREAM_LOCAL_KAFKA__PORT (0 picks a free one)"
+            )
+        controller_port = self.settings.controller_port or _free_port()
+        if controller_port == port or not _port_is_free(controller_port):
+            raise ConfigurationError(
+                f"controller port {controller_port} on {HOST} is taken; set "
+                f"HOOKSTREAM_LOCAL_KAFKA__CONTROLLER_PORT to a free port (0 picks one)"
+            )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        properties = self.workdir / "server.properties"
+        properties.write_text(_server_properties(self.data_dir, port, controller_port))
+        classpath = f"{libs}/*"
+        if not (self.data_dir / "meta.properties").exists():
+            self._format(java, classpath, properties)
+        log_config = _package_file("log4j2.properties")
+        command = [
+            java,
+            f"-Xmx{self.settings.heap}",
+            f"-Xms{self.settings.heap}",
+            "-XX:+UseG1GC",
+            "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={log_config}",
+            f"-Dkafka.logs.dir={self.workdir}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(properties),
+        ]
+        with self.log_file.open("ab") as log_out:
+            process = subprocess.Popen(  # noqa: S603
+                command,
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        info = BrokerInfo(process.pid, port, controller_port, self.log_file)
+        self.state_file.write_text(
+            json.dumps(
+                {
+                    "pid": info.pid,
+                    "port": port,
+                    "controller_port": controller_port,
+                    "log_file": str(self.log_file),
+                }
+            )
+        )
+        self._wait_ready(process, info)
+        return info
+
+    def _format(self, java: str, classpath: str, properties: Path) -> None:
+        cluster_id = subprocess.run(  # noqa: S603
+            [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if cluster_id.returncode != 0:
+            raise LocalBrokerError(f"could not make a cluster id:\n{cluster_id.stderr[-2000:]}")
+        formatted = subprocess.run(  # noqa: S603
+            [
+                java,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id.stdout.strip().splitlines()[-1],
+                "-c",
+                str(properties),
+                "--standalone",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if formatted.returncode != 0:
+            raise LocalBrokerError(
+                f"could not format the broker storage in {self.data_dir}:\n"
+                f"{(formatted.stdout + formatted.stderr)[-2000:]}"
+            )
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], info: BrokerInfo) -> None:
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.state_file.unlink(missing_ok=True)
+                raise LocalBrokerError(
+                    f"the Kafka broker exited with code {process.returncode} while starting; "
+                    f"see {self.log_file}:\n{self._log_tail()}"
+                )
+            if broker_ready(info.bootstrap):
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise LocalBrokerError(
+            f"the Kafka broker did not answer within {self.settings.start_timeout_s:.0f} s; "
+            f"see {self.log_file}:\n{self._log_tail()}"
+        )
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log written)"
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``); False if none ran."""
+        info = self.info()
+        if info is None:
+            return False
+        os.kill(info.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and _pid_alive(info.pid):
+            _reap(info.pid)
+            time.sleep(0.2)
+        if _pid_alive(info.pid):
+            log.warning("broker pid %s ignored SIGTERM for %.0f s; killing it", info.pid, timeout_s)
+            os.kill(info.pid, signal.SIGKILL)
+            _reap(info.pid)
+        self.state_file.unlink(missing_ok=True)
+        return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the broker is our own child, so it is not left a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,167 @@
+"""The Faust matcher: domain events in, one delivery job per (event, webhook) out.
+
+The same Faust app runs the registry agent, the only writer of the compacted config topic: it
+applies webhook commands one key at a time (see ``hookstream.registry``).
+
+At least once: records sent inside an agent are attached to the offset of the event being
+processed and published before Faust commits that offset, so a crash repeats work and never
+drops it. Agents run with concurrency 1 (faust-streaming #606: concurrency > 1 may commit past
+unfinished work).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import mode
+
+from hookstream.codec import decode, encode
+from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
+from hookstream.errors import DecodeError
+from hookstream.kafkaio import dead_letter_bytes
+from hookstream.models import DeliveryJob, DomainEvent, WebhookCommand, delivery_id_for, now_ms
+from hookstream.registry import apply_command
+from hookstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "matcher"
+
+
+def faust_broker_url(bootstrap: str) -> str:
+    """Faust's spelling of a bootstrap list: ``kafka://h1:9092;kafka://h2:9092``."""
+    return ";".join(
+        f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()
+    )
+
+
+def create_app(settings: Settings, bootstrap: str) -> faust.App:
+    """The matcher's Faust app with its topics, the directory feed and both agents."""
+    topics = settings.topics
+    app = faust.App(
+        f"{settings.app_id}-matcher",
+        broker=faust_broker_url(bootstrap),
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        broker_commit_interval=settings.matcher.commit_interval_s,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        loghandlers=[],
+    )
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    events_topic = app.topic(*topics.events, **raw)
+    commands_topic = app.topic(topics.webhook_commands, **raw)
+    deliveries_topic = app.topic(topics.deliveries, **raw)
+    webhooks_topic = app.topic(topics.webhooks, **raw)
+    status_topic = app.topic(topics.status, **raw)
+    deadletter_topic = app.topic(topics.deadletter, **raw)
+
+    directory = WebhookDirectory()
+    feed = DirectoryFeed(
+        directory, bootstrap, topics.webhooks, f"{settings.app_id}-matcher-directory"
+    )
+
+    @app.service
+    class DirectoryService(mode.Service):
+        """Runs the config feed for the worker's lifetime."""
+
+        async def on_start(self) -> None:
+            await feed.start()
+
+        async def on_stop(self) -> None:
+            await feed.stop()
+
+    async def dead_letter(event: faust.EventT[bytes], reason: str) -> None:
+        message = event.message
+        log.error(
+            "dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
+        )
+        value = dead_letter_bytes(
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+            reason,
+            SERVICE,
+        )
+        await deadletter_topic.send(key=message.key, value=value)
+
+    @app.agent(events_topic, concurrency=1)
+    async def match_events(stream: faust.StreamT[bytes]) -> None:
+        await feed.wait_ready(settings.matcher.ready_timeout_s)
+        async for event in stream.events():
+            try:
+                domain_event = decode(event.value, DomainEvent)
+            except DecodeError as exc:
+                await dead_letter(event, str(exc))
+                continue
+            triggered_at = now_ms()
+            for match in directory.match(
+                domain_event.source, domain_event.resource_id, domain_event.operation
+            ):
+                webhook_id = match.webhook.webhook_id
+                job = DeliveryJob(
+                    delivery_id=delivery_id_for(domain_event.event_id, webhook_id),
+                    webhook_id=webhook_id,
+                    trigger=match.trigger.text,
+                    events=[domain_event],
+                    attempt=1,
+                    due_at=triggered_at,
+                    triggered_at=triggered_at,
+                )
+                await deliveries_topic.send(key=webhook_id.encode(), value=encode(job))
+
+    @app.agent(commands_topic, concurrency=1)
+    async def apply_commands(stream: faust.StreamT[bytes]) -> None:
+        await feed.wait_ready(settings.matcher.ready_timeout_s)
+        async for event in stream.events():
+            try:
+                command = decode(event.value, WebhookCommand)
+            except DecodeError as exc:
+                await dead_letter(event, str(exc))
+                continue
+            webhook_id = command.webhook_id
+            change = apply_command(
+                directory.get(webhook_id), command, now_ms(), directory.revision(webhook_id)
+            )
+            if change is None:
+                continue
+            key = webhook_id.encode()
+            if change.deleted:
+                revision = directory.revision(webhook_id) + 1
+                directory.delete(webhook_id, revision)
+                await webhooks_topic.send(
+                    key=key, value=None, headers={REVISION_HEADER: str(revision).encode()}
+                )
+                log.info("webhook %s deleted (revision %d)", webhook_id, revision)
+            elif change.config is not None:
+                directory.put(change.config)
+                await webhooks_topic.send(
+                    key=key,
+                    value=encode(change.config),
+                    headers={REVISION_HEADER: str(change.config.revision).encode()},
+                )
+                log.info(
+                    "webhook %s %s (revision %d)", webhook_id, command.kind, change.config.revision
+                )
+            if change.status is not None:
+                await status_topic.send(key=key, value=encode(change.status))
+
+    return app
+
+
+def run_matcher(settings: Settings, bootstrap: str) -> None:
+    """Run the matcher worker until a signal stops it."""
+    app = create_app(settings, bootstrap)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

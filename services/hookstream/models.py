@@ -1,0 +1,284 @@
+"""The records hookstream exchanges, as validated pydantic models (Avro is the contract)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from enum import StrEnum
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from hookstream.triggers import DEVICE_EVENTS, TriggerError, parse_triggers
+
+#: Header names a webhook's header authentication may not set (compared case-insensitively).
+FORBIDDEN_AUTH_HEADERS = frozenset(
+    {"content-type", "user-agent", "accept-encoding", "content-length", "host"}
+)
+#: Headers hookstream itself sets on every delivery; header authentication may not override them.
+RESERVED_HEADER_PREFIXES = ("webhook-", "x-hookstream-")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+_NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+#: Namespace of delivery ids: uuid5(event id, webhook id) is the same whenever it is recomputed.
+DELIVERY_NAMESPACE = uuid.UUID("6f1d1f0e-6a55-4b53-9d53-3d0c7f6b2a11")
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds, the unit of every timestamp in hookstream."""
+    return time.time_ns() // 1_000_000
+
+
+def delivery_id_for(event_id: str, webhook_id: str) -> str:
+    """The delivery id of (event, webhook): stable, so a re-run of the matcher repeats it."""
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}\x00{webhook_id}"))
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthKind(StrEnum):
+    NONE = "none"
+    BASIC = "basic"
+    HEADER = "header"
+
+
+class PayloadFormat(StrEnum):
+    JSON = "json"
+    XML = "xml"
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DEACTIVATED = "deactivated"
+    ACTIVATED = "activated"
+
+
+class CommandKind(StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+    ACTIVATE = "activate"
+    DEACTIVATE = "deactivate"
+    RECORD_FAILURE = "record_failure"
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that could override hookstream's own or inject another one."""
+    if not name or not _TOKEN.match(name):
+        raise ValueError(
+            f"header name {name!r} is not a valid HTTP header name (letters, digits and "
+            f"!#$%&'*+-.^_`|~ only)"
+        )
+    lowered = name.lower()
+    if lowered in FORBIDDEN_AUTH_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES):
+        raise ValueError(
+            f"header {name!r} cannot be set by header authentication; forbidden are "
+            f"{', '.join(sorted(FORBIDDEN_AUTH_HEADERS))} and names starting with "
+            f"{' or '.join(RESERVED_HEADER_PREFIXES)} (in any letter case)"
+        )
+    if any(char in value for char in "\r\n\x00"):
+        raise ValueError(f"the value of header {name!r} contains CR, LF or NUL")
+
+
+class DomainEvent(_Record):
+    """Something happened to a resource; the envelope of both products' events."""
+
+    event_id: str = Field(min_length=1, max_length=200)
+    source: str = Field(pattern=_NAME, description="items, groups, users, roles, computers, ...")
+    operation: str = Field(pattern=_NAME, description="add, update, signin, checkIn, ...")
+    resource_id: str | None = Field(default=None, min_length=1, max_length=512)
+    actor_username: str | None = Field(default=None, max_length=256)
+    actor_user_id: str | None = Field(default=None, max_length=256)
+    occurred_at: int = Field(ge=0, description="Epoch milliseconds.")
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("resource_id")
+    @classmethod
+    def _no_slash(cls, value: str | None) -> str | None:
+        if value is not None and "/" in value:
+            raise ValueError("resource_id cannot contain '/', it is a segment of trigger URIs")
+        return value
+
+    @classmethod
+    def for_device_event(
+        cls,
+        event_name: str,
+        properties: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        resource_id: str | None = None,
+        occurred_at: int | None = None,
+    ) -> DomainEvent:
+        """Build the envelope of a device-manager event name (``ComputerAdded``, ...)."""
+        if event_name not in DEVICE_EVENTS:
+            raise ValueError(
+                f"unknown device event {event_name!r}; known: {', '.join(sorted(DEVICE_EVENTS))}"
+            )
+        source, operation = DEVICE_EVENTS[event_name]
+        jss_id = properties.get("jssID", properties.get("jssid"))
+        return cls(
+            event_id=event_id or str(uuid.uuid4()),
+            source=source,
+            operation=operation,
+            resource_id=resource_id or (str(jss_id) if jss_id is not None else None),
+            occurred_at=occurred_at if occurred_at is not None else now_ms(),
+            properties=properties,
+        )
+
+
+class WebhookAuth(_Record):
+    """How the sender authenticates to the payload URL; secrets never leave as plain text."""
+
+    kind: AuthKind = AuthKind.NONE
+    username: str | None = Field(default=None, max_length=256)
+    password: SecretStr | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict, max_length=20)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.kind is AuthKind.BASIC:
+            if not self.username or self.password is None:
+                raise ValueError("basic authentication needs both username and password")
+            if ":" in self.username:
+                raise ValueError("a basic-authentication username cannot contain ':'")
+        elif self.username or self.password is not None:
+            raise ValueError(f"username and password are only for basic auth, not {self.kind}")
+        if self.kind is AuthKind.HEADER:
+            if not self.headers:
+                raise ValueError("header authentication needs at least one header")
+            for name, value in self.headers.items():
+                check_header(name, value.get_secret_value())
+        elif self.headers:
+            raise ValueError(f"headers are only for header authentication, not {self.kind}")
+        return self
+
+
+class DeactivationPolicy(_Record):
+    """Deactivate after ``number_of_failures`` failed deliveries within ``days_in_past`` days."""
+
+    number_of_failures: int = Field(default=5, ge=1, le=1000)
+    days_in_past: int = Field(default=5, ge=1, le=365)
+
+
+class FailureMark(_Record):
+    """A delivery that failed all its attempts, counted against the deactivation policy."""
+
+    delivery_id: str
+    at: int
+
+
+class WebhookConfig(_Record):
+    """One webhook, as held in the compacted config topic."""
+
+    webhook_id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1, max_length=128)
+    payload_url: str = Field(max_length=2048)
+    triggers: list[str] = Field(min_length=1, max_length=100)
+    smart_group_id: str | None = Field(default=None, min_length=1, max_length=128)
+    auth: WebhookAuth = WebhookAuth()
+    connect_timeout_s: float | None = Field(default=None, gt=0, le=60)
+    read_timeout_s: float | None = Field(default=None, gt=0, le=60)
+    payload_format: PayloadFormat = PayloadFormat.JSON
+    deactivation_policy: DeactivationPolicy = DeactivationPolicy()
+    active: bool = True
+    deactivated_reason: str | None = None
+    deactivated_at: int | None = None
+    recent_failures: list[FailureMark] = Field(default_factory=list)
+    owner_id: str | None = None
+    created_at: int = Field(default_factory=now_ms)
+    modified_at: int = Field(default_factory=now_ms)
+    revision: int = 0
+
+    @field_validator("payload_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"payload_url {value!r} must be an absolute https:// URL")
+        if parts.username or parts.password:
+            raise ValueError("payload_url cannot carry credentials; use basic authentication")
+        if any(char in value for char in "\r\n\x00 "):
+            raise ValueError("payload_url contains white space, CR, LF or NUL")
+        return value
+
+    @model_validator(mode="after")
+    def _triggers(self) -> Self:
+        try:
+            parse_triggers(self.triggers, self.smart_group_id)
+        except TriggerError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+class WebhookCommand(_Record):
+    """A change to one webhook; the registry applies them one key at a time."""
+
+    command_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    webhook_id: str = Field(pattern=_ID)
+    kind: CommandKind
+    config: WebhookConfig | None = None
+    reason: str | None = None
+    delivery_id: str | None = None
+    issued_at: int = Field(default_factory=now_ms)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.kind is CommandKind.UPSERT:
+            if self.config is None or self.config.webhook_id != self.webhook_id:
+                raise ValueError("an upsert carries the config of the same webhook_id")
+        if self.kind is CommandKind.RECORD_FAILURE and not self.delivery_id:
+            raise ValueError("record_failure names the failed delivery_id")
+        return self
+
+
+class DeliveryJob(_Record):
+    """One delivery of event(s) to one webhook; its id stays the same across retries."""
+
+    delivery_id: str
+    webhook_id: str
+    trigger: str
+    events: list[DomainEvent] = Field(min_length=1)
+    attempt: int = Field(default=1, ge=1)
+    due_at: int
+    triggered_at: int
+    redelivery: bool = False
+
+
+class DeliveryStatus(_Record):
+    """The result of one attempt (or a change of a webhook's state), for the status topic."""
+
+    delivery_id: str | None = None
+    webhook_id: str
+    webhook_name: str
+    event_ids: list[str] = Field(default_factory=list)
+    trigger: str | None = None
+    attempt: int = 0
+    max_attempts: int = 0
+    attempted_at: int = Field(default_factory=now_ms)
+    duration_ms: float = 0.0
+    outcome: Outcome
+    final: bool
+    next_attempt_at: int | None = None
+    http_status: int | None = None
+    response_excerpt: str | None = None
+    error: str | None = None
+    payload: str | None = None
+
+
+class DeadLetter(_Record):
+    """A record that could not be used, with where it came from and why."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+    reason: str
+    service: str
+    dead_at: int = Field(default_factory=now_ms)

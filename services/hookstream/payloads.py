@@ -1,0 +1,115 @@
+"""The bodies hookstream POSTs: the portal shape and the device-manager shape, in JSON or XML."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from xml.etree import ElementTree
+
+from hookstream.models import DomainEvent, PayloadFormat, WebhookConfig
+from hookstream.triggers import TriggerFamily, device_event_name, normalize_source
+
+_SINGULAR = {"items": "item", "groups": "group", "users": "user", "roles": "role"}
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
+
+JSON_CONTENT_TYPE = "application/json"
+XML_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Payload:
+    """The exact bytes to send and their Content-Type."""
+
+    body: bytes
+    content_type: str
+
+
+def portal_document(
+    config: WebhookConfig, events: list[DomainEvent], sent_at: int, portal_url: str
+) -> dict[str, Any]:
+    """``{"info": {...}, "events": [...]}`` as the portal sends it."""
+    return {
+        "info": {
+            "webhookName": config.name,
+            "webhookId": config.webhook_id,
+            "portalURL": portal_url,
+            "when": sent_at,
+        },
+        "events": [
+            {
+                "username": event.actor_username,
+                "userId": event.actor_user_id,
+                "when": event.occurred_at,
+                "operation": event.operation,
+                "source": _SINGULAR.get(normalize_source(event.source), event.source),
+                "id": event.resource_id,
+                "properties": event.properties,
+            }
+            for event in events
+        ],
+    }
+
+
+def device_document(config: WebhookConfig, event: DomainEvent, trigger: str) -> dict[str, Any]:
+    """``{"webhook": {...}, "event": {...}}`` as the device manager sends it."""
+    body = dict(event.properties)
+    if event.resource_id is not None and "jssID" not in body and "jssid" not in body:
+        body["jssID"] = int(event.resource_id) if event.resource_id.isdigit() else event.resource_id
+    return {
+        "webhook": {
+            "id": config.webhook_id,
+            "name": config.name,
+            "webhookEvent": device_event_name(event.source, event.operation) or trigger,
+            "eventTimestamp": event.occurred_at,
+        },
+        "event": body,
+    }
+
+
+def _xml_append(parent: ElementTree.Element, name: str, value: Any) -> None:
+    if _XML_NAME.match(name) and not name.lower().startswith("xml"):
+        child = ElementTree.SubElement(parent, name)
+    else:
+        child = ElementTree.SubElement(parent, "entry", {"key": name})
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _xml_append(child, str(key), item)
+    elif isinstance(value, list):
+        for item in value:
+            _xml_append(child, "item", item)
+    elif isinstance(value, bool):
+        child.text = "true" if value else "false"
+    elif value is not None:
+        child.text = str(value)
+
+
+def to_xml(root: str, document: dict[str, Any]) -> bytes:
+    """The same tree as the JSON document, as XML under ``root`` (lists become ``<item>``s)."""
+    element = ElementTree.Element(root)
+    for key, value in document.items():
+        _xml_append(element, key, value)
+    document_bytes: bytes = ElementTree.tostring(element, encoding="utf-8", xml_declaration=True)
+    return document_bytes
+
+
+def build_payload(
+    config: WebhookConfig,
+    family: TriggerFamily,
+    trigger: str,
+    events: list[DomainEvent],
+    sent_at: int,
+    portal_url: str,
+) -> Payload:
+    """The body of one attempt: the trigger family picks the shape, the format the syntax."""
+    if family is TriggerFamily.DEVICE:
+        document = device_document(config, events[0], trigger)
+        root = "JSSEvent"
+    else:
+        document = portal_document(config, events, sent_at, portal_url)
+        root = "webhookPayload"
+    if config.payload_format is PayloadFormat.XML:
+        return Payload(to_xml(root, document), XML_CONTENT_TYPE)
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Payload(body, JSON_CONTENT_TYPE)

@@ -1,0 +1,370 @@
+"""The sender: consumes delivery jobs, POSTs them, records every attempt, schedules retries.
+
+Jobs from the delivery and retry topics share one consumer. A job not yet due waits in an
+in-memory schedule (bounded; the retry topic is paused when it is full), never in a sleep, so a
+slow or dead receiver never delays the others. Requests run concurrently up to a bound. An offset
+is committed only after every record its job caused (status, retry, failure count) is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from httpx_aiohttp import AiohttpTransport
+
+from hookstream.codec import decode, encode
+from hookstream.delivery import AttemptResult, Verdict, VerdictKind, judge, post, request_headers
+from hookstream.directory import DirectoryFeed, WebhookDirectory, family_of
+from hookstream.errors import DecodeError
+from hookstream.kafkaio import dead_letter_bytes, make_consumer, make_producer
+from hookstream.models import (
+    CommandKind,
+    DeliveryJob,
+    DeliveryStatus,
+    Outcome,
+    WebhookCommand,
+    WebhookConfig,
+    now_ms,
+)
+from hookstream.offsets import OffsetTracker
+from hookstream.payloads import build_payload
+from hookstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "sender"
+
+
+@dataclass(order=True)
+class _Scheduled:
+    due_at: int
+    seq: int
+    tp: TopicPartition = field(compare=False)
+    offset: int = field(compare=False)
+    job: DeliveryJob = field(compare=False)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._sender.partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("sender assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+
+class Sender:
+    """Delivers jobs with bounded concurrency; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        http: httpx.AsyncClient,
+        directory: WebhookDirectory,
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.producer = producer
+        self.http = http
+        self.directory = directory
+        self.offsets = OffsetTracker()
+        self._schedule: list[_Scheduled] = []
+        self._seq = itertools.count()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.delivery.concurrency)
+        self._retries_paused = False
+
+    def subscribe(self) -> None:
+        topics = self.settings.topics
+        self.consumer.subscribe([topics.deliveries, topics.retries], listener=_Rebalance(self))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll, start due jobs, commit what is done; after ``stop``, drain and commit."""
+        delivery = self.settings.delivery
+        max_tasks = delivery.concurrency * 4
+        last_commit = asyncio.get_running_loop().time()
+        while not stop.is_set():
+            self._start_due()
+            if len(self._tasks) >= max_tasks:
+                await asyncio.wait(self._tasks, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                batches = await self.consumer.getmany(
+                    timeout_ms=100, max_records=max_tasks - len(self._tasks)
+                )
+                for tp, records in batches.items():
+                    for record in records:
+                        self._accept(tp, record)
+            self._pace_retries()
+            now = asyncio.get_running_loop().time()
+            if now - last_commit >= delivery.commit_interval_s:
+                await self.commit()
+                last_commit = now
+        await self._drain(timeout_s=delivery.request_timeout_s + 5)
+        await self.commit()
+
+    def _accept(self, tp: TopicPartition, record: Any) -> None:
+        self.offsets.begin(tp, record.offset)
+        try:
+            job = decode(record.value, DeliveryJob)
+        except DecodeError as exc:
+            log.error(
+                "dead-lettering undecodable job at %s[%d]@%d: %s",
+                tp.topic,
+                tp.partition,
+                record.offset,
+                exc,
+            )
+            value = dead_letter_bytes(
+                tp.topic, tp.partition, record.offset, record.key, record.value, str(exc), SERVICE
+            )
+            self._spawn(
+                self._outputs_then_done(
+                    tp, record.offset, [(self.settings.topics.deadletter, record.key, value)]
+                )
+            )
+            return
+        if job.due_at > now_ms():
+            heapq.heappush(
+                self._schedule, _Scheduled(job.due_at, next(self._seq), tp, record.offset, job)
+            )
+        else:
+            self._spawn(self._attempt(tp, record.offset, job))
+
+    def _start_due(self) -> None:
+        now = now_ms()
+        while self._schedule and self._schedule[0].due_at <= now:
+            item = heapq.heappop(self._schedule)
+            if self.offsets.tracks(item.tp):
+                self._spawn(self._attempt(item.tp, item.offset, item.job))
+
+    def _pace_retries(self) -> None:
+        """Stop reading retries while the schedule is full; resume once it has half emptied."""
+        limit = self.settings.delivery.max_scheduled
+        retries = [
+            tp for tp in self.consumer.assignment() if tp.topic == self.settings.topics.retries
+        ]
+        if not self._retries_paused and len(self._schedule) >= limit:
+            self.consumer.pause(*retries)
+            self._retries_paused = True
+        elif self._retries_paused and len(self._schedule) < limit // 2:
+            self.consumer.resume(*retries)
+            self._retries_paused = False
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _attempt(self, tp: TopicPartition, offset: int, job: DeliveryJob) -> None:
+        async with self._slots:
+            outputs = await self.deliver(job)
+        await self._outputs_then_done(tp, offset, outputs)
+
+    async def _outputs_then_done(
+        self, tp: TopicPartition, offset: int, outputs: list[tuple[str, bytes | None, bytes]]
+    ) -> None:
+        try:
+            pending = [
+                await self.producer.send(topic, value=value, key=key)
+                for topic, key, value in outputs
+            ]
+            await asyncio.gather(*pending)
+        except Exception:
+            # Not done: the offset stays uncommitted and the job is read again after a restart.
+            log.exception(
+                "could not write the outputs of %s[%d]@%d; it will be redone",
+                tp.topic,
+                tp.partition,
+                offset,
+            )
+            return
+        self.offsets.done(tp, offset)
+
+    async def deliver(self, job: DeliveryJob) -> list[tuple[str, bytes | None, bytes]]:
+        """Make one attempt of a job; return the records it causes (topic, key, value)."""
+        topics = self.settings.topics
+        delivery = self.settings.delivery
+        key = job.webhook_id.encode()
+        config = self.directory.get(job.webhook_id)
+        started = now_ms()
+        base = {
+            "delivery_id": job.delivery_id,
+            "webhook_id": job.webhook_id,
+            "event_ids": [event.event_id for event in job.events],
+            "trigger": job.trigger,
+            "attempt": job.attempt,
+            "max_attempts": delivery.max_attempts,
+            "attempted_at": started,
+        }
+        if config is None or not config.active:
+            reason = "the webhook was deleted" if config is None else "the webhook is deactivated"
+            log.info(
+                "skipping delivery %s to webhook %s: %s", job.delivery_id, job.webhook_id, reason
+            )
+            status = DeliveryStatus(
+                **base,
+                webhook_name=config.name if config else "",
+                outcome=Outcome.SKIPPED,
+                final=True,
+                error=reason,
+            )
+            return [(topics.status, key, encode(status))]
+
+        payload = build_payload(
+            config, family_of(config), job.trigger, job.events, started, delivery.portal_url
+        )
+        if urlsplit(config.payload_url).scheme != "https" and not delivery.allow_plain_http:
+            result = AttemptResult(
+                None,
+                None,
+                "plain http:// payload URLs are refused; use https:// (or, for development only, "
+                "set HOOKSTREAM_DELIVERY__ALLOW_PLAIN_HTTP=true)",
+                0.0,
+            )
+        else:
+            result = await self._post(config, job, payload)
+        verdict = judge(
+            result, job.attempt, delivery.max_attempts, delivery.retry_interval_s, now_ms()
+        )
+        return self._record(job, config, base, payload.body, result, verdict)
+
+    async def _post(self, config: WebhookConfig, job: DeliveryJob, payload: Any) -> AttemptResult:
+        delivery = self.settings.delivery
+        connect = config.connect_timeout_s or delivery.default_connect_timeout_s
+        read = config.read_timeout_s or delivery.request_timeout_s
+        timeout = httpx.Timeout(read, connect=connect, read=read, write=read, pool=connect)
+        headers = request_headers(config, payload, job.delivery_id, job.attempt)
+        return await post(
+            self.http,
+            config.payload_url,
+            payload,
+            headers,
+            timeout,
+            total_timeout_s=connect + read + 1.0,
+            excerpt_bytes=delivery.response_excerpt_bytes,
+        )
+
+    def _record(
+        self,
+        job: DeliveryJob,
+        config: WebhookConfig,
+        base: dict[str, Any],
+        body: bytes,
+        result: AttemptResult,
+        verdict: Verdict,
+    ) -> list[tuple[str, bytes | None, bytes]]:
+        topics = self.settings.topics
+        key = job.webhook_id.encode()
+        delivered = verdict.kind is VerdictKind.DELIVERED
+        status = DeliveryStatus(
+            **base,
+            webhook_name=config.name,
+            duration_ms=round(result.duration_ms, 3),
+            outcome=Outcome.DELIVERED if delivered else Outcome.FAILED,
+            final=verdict.kind is not VerdictKind.RETRY,
+            next_attempt_at=verdict.retry_at,
+            http_status=result.http_status,
+            response_excerpt=result.response_excerpt,
+            error=verdict.reason,
+            payload=body.decode("utf-8", "replace"),
+        )
+        log.info(
+            "delivery %s to webhook %s attempt %d: %s%s",
+            job.delivery_id,
+            job.webhook_id,
+            job.attempt,
+            verdict.kind,
+            f" ({verdict.reason})" if verdict.reason else "",
+        )
+        outputs: list[tuple[str, bytes | None, bytes]] = [(topics.status, key, encode(status))]
+        if verdict.kind is VerdictKind.RETRY and verdict.retry_at is not None:
+            retry = job.model_copy(update={"attempt": job.attempt + 1, "due_at": verdict.retry_at})
+            outputs.append((topics.retries, key, encode(retry)))
+        elif verdict.kind is VerdictKind.FAILED:
+            command = WebhookCommand(
+                webhook_id=job.webhook_id,
+                kind=CommandKind.DEACTIVATE if verdict.gone else CommandKind.RECORD_FAILURE,
+                delivery_id=job.delivery_id,
+                reason=verdict.reason,
+            )
+            outputs.append((topics.webhook_commands, key, encode(command)))
+        return outputs
+
+    async def commit(self) -> None:
+        offsets = self.offsets.committable()
+        if not offsets:
+            return
+        await self.consumer.commit({tp: offset for tp, offset in offsets.items()})
+        self.offsets.committed(offsets)
+
+    async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        with contextlib.suppress(Exception):
+            await self.commit()
+        for tp in revoked:
+            self.offsets.forget(tp)
+        self._schedule = [item for item in self._schedule if item.tp not in revoked]
+        heapq.heapify(self._schedule)
+
+    async def _drain(self, timeout_s: float) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout_s)
+
+
+def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one HTTP client of the sender: aiohttp transport, no redirects, no proxy variables."""
+    limit = settings.delivery.concurrency
+    transport = AiohttpTransport()
+    return httpx.AsyncClient(
+        transport=transport,
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sender]:
+    """Open every I/O lifetime of the sender in one place, and close them in reverse."""
+    client_id = f"{settings.app_id}-sender"
+    directory = WebhookDirectory()
+    feed = DirectoryFeed(directory, bootstrap, settings.topics.webhooks, f"{client_id}-directory")
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(feed.stop)
+        await feed.start()
+        producer = make_producer(bootstrap, client_id)
+        stack.push_async_callback(producer.stop)
+        await producer.start()
+        http = await stack.enter_async_context(make_http_client(settings))
+        await feed.wait_ready(timeout_s=120)
+        consumer = make_consumer(bootstrap, client_id, group_id=f"{settings.app_id}-sender")
+        stack.push_async_callback(consumer.stop)
+        sender = Sender(settings, consumer, producer, http, directory)
+        sender.subscribe()
+        await consumer.start()
+        yield sender
+
+
+async def run_sender(settings: Settings, bootstrap: str) -> None:
+    """Run the sender until SIGINT or SIGTERM, then finish in-flight work and commit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_sender(settings, bootstrap) as sender:
+        log.info("sender ready")
+        await sender.run(stop)

@@ -1,0 +1,147 @@
+"""The one settings object: everything configurable, read from ``HOOKSTREAM_*`` variables."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TopicSettings(BaseModel):
+    """Names and layout of every topic hookstream reads or writes."""
+
+    events: list[str] = Field(
+        default=["hookstream.events"],
+        description="Input topics of domain events (comma-separated in the environment).",
+    )
+    webhooks: str = Field(
+        default="hookstream.webhooks", description="Compacted webhook configs, key = webhook id."
+    )
+    webhook_commands: str = Field(
+        default="hookstream.webhook-commands",
+        description="Changes to webhooks (upsert, activate, failures...), applied by one writer.",
+    )
+    deliveries: str = Field(default="hookstream.deliveries", description="Delivery jobs.")
+    retries: str = Field(default="hookstream.retries", description="Delivery jobs due later.")
+    status: str = Field(default="hookstream.status", description="One record per attempt.")
+    deadletter: str = Field(default="hookstream.deadletter", description="Undecodable input.")
+    partitions: int = Field(default=6, ge=1, le=1000, description="Partitions per topic.")
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    status_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
+    deadletter_retention_ms: int = Field(default=14 * 24 * 3600 * 1000, ge=60_000)
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _split_events(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.startswith("["):
+                return json.loads(stripped)
+            return [name.strip() for name in stripped.split(",") if name.strip()]
+        return value
+
+    def all_names(self) -> list[str]:
+        """Every topic name, for provisioning and clean-up."""
+        return [
+            *self.events,
+            self.webhooks,
+            self.webhook_commands,
+            self.deliveries,
+            self.retries,
+            self.status,
+            self.deadletter,
+        ]
+
+
+class DeliverySettings(BaseModel):
+    """How the sender delivers: attempts, spacing, timeouts, concurrency."""
+
+    max_attempts: int = Field(default=3, ge=1, le=5, description="Attempts per delivery.")
+    retry_interval_s: float = Field(
+        default=30.0, ge=1.0, le=100.0, description="Time between two attempts of one delivery."
+    )
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=60.0,
+        description="Bound on one whole attempt (notification timeout).",
+    )
+    default_connect_timeout_s: float = Field(default=5.0, gt=0, le=60.0)
+    default_read_timeout_s: float = Field(default=10.0, gt=0, le=60.0)
+    concurrency: int = Field(default=64, ge=1, le=4096, description="Requests in flight at once.")
+    max_scheduled: int = Field(
+        default=10_000, ge=10, description="Retries held in memory before the retry topic pauses."
+    )
+    commit_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="How often finished offsets are committed."
+    )
+    response_excerpt_bytes: int = Field(default=2048, ge=0, le=65536)
+    allow_plain_http: bool = Field(
+        default=False, description="Allow http:// payload URLs (development and tests only)."
+    )
+    portal_url: str = Field(
+        default="https://hookstream.invalid/portal/",
+        description="Value of info.portalURL in portal-shaped payloads.",
+    )
+
+
+class MatcherSettings(BaseModel):
+    """How the Faust matcher runs."""
+
+    commit_interval_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="Jobs are published when the offsets of their events are committed.",
+    )
+    ready_timeout_s: float = Field(default=120.0, gt=0, description="Wait for the config view.")
+
+
+class LocalKafkaSettings(BaseModel):
+    """The broker that ``hookstream kafka start`` runs when no cluster is configured."""
+
+    version: str = Field(default="4.0.2", description="Apache Kafka version fetched from Maven.")
+    port: int = Field(default=9092, ge=0, le=65535, description="Client port; 0 picks a free one.")
+    controller_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free one.")
+    home: Path = Field(
+        default=Path.home() / ".cache" / "hookstream",
+        description="Jars, storage, logs and the pid file live here.",
+    )
+    heap: str = Field(default="512m", pattern=r"^\d+[mMgG]$")
+    start_timeout_s: float = Field(default=90.0, gt=0, le=600)
+
+
+class Settings(BaseSettings):
+    """Every setting of every hookstream service; only this object reads the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKSTREAM_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HOOKSTREAM_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Bootstrap servers of an existing cluster; unset means the local broker.",
+    )
+    app_id: str = Field(default="hookstream", pattern=r"^[A-Za-z0-9._-]+$")
+    topics: TopicSettings = TopicSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    matcher: MatcherSettings = MatcherSettings()
+    local_kafka: LocalKafkaSettings = LocalKafkaSettings()
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict with every secret masked, for the start-up log line."""
+        return self.model_dump(mode="json")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

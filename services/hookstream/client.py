@@ -10,12 +10,13 @@ webhooks through the registry, and read the status topic.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from hookstream.cluster import resolve_bootstrap
 from hookstream.codec import decode, encode
@@ -88,51 +89,53 @@ class HookstreamClient:
             WebhookCommand(webhook_id=webhook_id, kind=CommandKind.DEACTIVATE, reason=reason)
         )
 
-    def webhooks(self, timeout_s: float) -> Iterator[tuple[str, WebhookConfig | None]]:
-        """Records of the config topic from the beginning: (id, config), None for a tombstone."""
+    def latest_webhooks(self, timeout_s: float = 30.0) -> dict[str, WebhookConfig]:
+        """Every webhook as the config topic holds it now (read up to its current end)."""
         consumer = KafkaConsumer(
-            self.topics.webhooks,
             bootstrap_servers=self.bootstrap,
             group_id=None,
-            auto_offset_reset="earliest",
             enable_auto_commit=False,
-            consumer_timeout_ms=int(timeout_s * 1000),
             client_id="hookstream-webhook-reader",
         )
+        configs: dict[str, WebhookConfig] = {}
         try:
-            for message in consumer:
-                webhook_id = message.key.decode() if message.key else ""
-                if message.value is None:
-                    yield webhook_id, None
-                    continue
-                try:
-                    yield webhook_id, decode(message.value, WebhookConfig)
-                except DecodeError:
-                    continue
+            partitions = consumer.partitions_for_topic(self.topics.webhooks) or set()
+            assignment = [TopicPartition(self.topics.webhooks, p) for p in partitions]
+            consumer.assign(assignment)
+            consumer.seek_to_beginning(*assignment)
+            end = consumer.end_offsets(assignment)
+            deadline = time.monotonic() + timeout_s
+            while any(consumer.position(tp) < end[tp] for tp in assignment):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not read {self.topics.webhooks} within {timeout_s:g} s")
+                for records in consumer.poll(timeout_ms=200).values():
+                    for record in records:
+                        webhook_id = record.key.decode() if record.key else ""
+                        if record.value is None:
+                            configs.pop(webhook_id, None)
+                            continue
+                        try:
+                            configs[webhook_id] = decode(record.value, WebhookConfig)
+                        except DecodeError:
+                            continue
         finally:
             consumer.close()
+        return configs
 
-    def wait_for_webhooks(
-        self, webhook_ids: set[str], timeout_s: float
-    ) -> dict[str, WebhookConfig]:
+    def wait_for_webhooks(self, webhook_ids: set[str], timeout_s: float) -> dict[str, WebhookConfig]:
         """Wait until the registry has written every one of these webhooks; their configs."""
-        found: dict[str, WebhookConfig] = {}
         deadline = time.monotonic() + timeout_s
-        for webhook_id, config in self.webhooks(timeout_s=timeout_s):
-            if webhook_id in webhook_ids:
-                if config is None:
-                    found.pop(webhook_id, None)
-                else:
-                    found[webhook_id] = config
-            if set(found) == webhook_ids or time.monotonic() > deadline:
-                break
-        missing = webhook_ids - set(found)
-        if missing:
-            raise TimeoutError(
-                f"the registry did not write {sorted(missing)} within {timeout_s:g} s; is the "
-                f"matcher (which runs the registry) running?"
-            )
-        return found
+        while True:
+            configs = self.latest_webhooks(timeout_s)
+            if webhook_ids <= set(configs):
+                return {webhook_id: configs[webhook_id] for webhook_id in webhook_ids}
+            if time.monotonic() > deadline:
+                missing = sorted(webhook_ids - set(configs))
+                raise TimeoutError(
+                    f"the registry did not write {missing} within {timeout_s:g} s; is the "
+                    f"matcher (which runs the registry) running?"
+                )
+            threading.Event().wait(0.1)
 
     def statuses(
         self,

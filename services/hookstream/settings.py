@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class TopicSettings(BaseModel):
     """Names and layout of every topic hookstream reads or writes."""
 
-    events: list[str] = Field(
+    events: Annotated[list[str], NoDecode] = Field(
         default=["hookstream.events"],
         description="Input topics of domain events (comma-separated in the environment).",
     )
@@ -122,6 +122,7 @@ class Settings(BaseSettings):
         env_prefix="HOOKSTREAM_",
         env_nested_delimiter="__",
         extra="ignore",
+        populate_by_name=True,
     )
 
     kafka_bootstrap: str | None = Field(

@@ -144,6 +144,11 @@ def broker_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:  # a plain connect first: kafka-python leaks a socket per refused connection
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError:
+        return False
     timeout_ms = int(timeout_s * 1000)
     kafka_log = logging.getLogger("kafka")
     previous = kafka_log.level
@@ -174,6 +179,7 @@ class LocalBroker:
         self.state_file = self.workdir / _STATE_FILE
         self.log_file = self.workdir / "broker.log"
         self.data_dir = self.workdir / "data"
+        self._process: subprocess.Popen[bytes] | None = None
 
     def info(self) -> BrokerInfo | None:
         """The running broker, or None (a stale pid file is removed)."""
@@ -242,6 +248,7 @@ class LocalBroker:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self._process = process
         info = BrokerInfo(process.pid, port, controller_port, self.log_file)
         self.state_file.write_text(
             json.dumps(
@@ -327,6 +334,9 @@ class LocalBroker:
             os.kill(info.pid, signal.SIGKILL)
             _reap(info.pid)
         self.state_file.unlink(missing_ok=True)
+        if self._process is not None:
+            self._process.wait(timeout=10)
+            self._process = None
         return True
 
 

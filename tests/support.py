@@ -181,6 +181,7 @@ def unique_settings(bootstrap: str, **delivery: Any) -> Settings:
     return Settings(
         kafka_bootstrap=bootstrap,
         app_id=f"hs-{tag}",
+        group_session_timeout_s=6.0,
         topics={
             "events": [f"{prefix}.events"],
             "webhooks": f"{prefix}.webhooks",
@@ -200,6 +201,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HOOKSTREAM_")}
     env["HOOKSTREAM_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
     env["HOOKSTREAM_APP_ID"] = settings.app_id
+    env["HOOKSTREAM_GROUP_SESSION_TIMEOUT_S"] = str(settings.group_session_timeout_s)
     topics = settings.topics.model_dump()
     for name, value in topics.items():
         env[f"HOOKSTREAM_TOPICS__{name.upper()}"] = (

@@ -107,7 +107,9 @@ class HookstreamClient:
             deadline = time.monotonic() + timeout_s
             while any(consumer.position(tp) < end[tp] for tp in assignment):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not read {self.topics.webhooks} within {timeout_s:g} s")
+                    raise TimeoutError(
+                        f"could not read {self.topics.webhooks} within {timeout_s:g} s"
+                    )
                 for records in consumer.poll(timeout_ms=200).values():
                     for record in records:
                         webhook_id = record.key.decode() if record.key else ""
@@ -122,7 +124,9 @@ class HookstreamClient:
             consumer.close()
         return configs
 
-    def wait_for_webhooks(self, webhook_ids: set[str], timeout_s: float) -> dict[str, WebhookConfig]:
+    def wait_for_webhooks(
+        self, webhook_ids: set[str], timeout_s: float
+    ) -> dict[str, WebhookConfig]:
         """Wait until the registry has written every one of these webhooks; their configs."""
         deadline = time.monotonic() + timeout_s
         while True:

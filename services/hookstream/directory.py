@@ -82,13 +82,12 @@ class WebhookDirectory:
 
     def delete(self, webhook_id: str, revision: int | None) -> bool:
         """Forget a webhook; a tombstone without a revision always applies. True if applied."""
-        if revision is not None and revision < self.revision(webhook_id):
+        previous = self.revision(webhook_id)
+        if revision is not None and revision < previous:
             return False
         self._unindex(webhook_id)
         self._configs.pop(webhook_id, None)
-        self._deleted_revision[webhook_id] = (
-            revision if revision is not None else self.revision(webhook_id)
-        )
+        self._deleted_revision[webhook_id] = previous if revision is None else revision
         return True
 
     def _unindex(self, webhook_id: str) -> None:

@@ -19,7 +19,9 @@ def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     )
 
 
-def make_consumer(bootstrap: str, client_id: str, group_id: str) -> AIOKafkaConsumer:
+def make_consumer(
+    bootstrap: str, client_id: str, group_id: str, session_timeout_s: float
+) -> AIOKafkaConsumer:
     """A group consumer that never commits on its own: the service commits what is done."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -29,6 +31,8 @@ def make_consumer(bootstrap: str, client_id: str, group_id: str) -> AIOKafkaCons
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
         max_poll_interval_ms=300_000,
+        session_timeout_ms=int(session_timeout_s * 1000),
+        heartbeat_interval_ms=int(session_timeout_s * 1000 / 3),
     )
     return consumer
 

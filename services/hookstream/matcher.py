@@ -48,6 +48,8 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         topic_allow_declare=False,
         topic_disable_leader=True,
         broker_commit_interval=settings.matcher.commit_interval_s,
+        broker_session_timeout=settings.group_session_timeout_s,
+        broker_heartbeat_interval=settings.group_session_timeout_s / 3,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         loghandlers=[],

@@ -13,6 +13,13 @@ from hookstream.triggers import TriggerFamily, device_event_name, normalize_sour
 
 _SINGULAR = {"items": "item", "groups": "group", "users": "user", "roles": "role"}
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9._-]*$")
+#: Characters XML 1.0 forbids anywhere in a document; replaced so the body stays well-formed.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    return _XML_FORBIDDEN.sub("\ufffd", value)
+
 
 JSON_CONTENT_TYPE = "application/json"
 XML_CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -72,7 +79,7 @@ def _xml_append(parent: ElementTree.Element, name: str, value: Any) -> None:
     if _XML_NAME.match(name) and not name.lower().startswith("xml"):
         child = ElementTree.SubElement(parent, name)
     else:
-        child = ElementTree.SubElement(parent, "entry", {"key": name})
+        child = ElementTree.SubElement(parent, "entry", {"key": _xml_text(name)})
     if isinstance(value, dict):
         for key, item in value.items():
             _xml_append(child, str(key), item)
@@ -82,7 +89,7 @@ def _xml_append(parent: ElementTree.Element, name: str, value: Any) -> None:
     elif isinstance(value, bool):
         child.text = "true" if value else "false"
     elif value is not None:
-        child.text = str(value)
+        child.text = _xml_text(str(value))
 
 
 def to_xml(root: str, document: dict[str, Any]) -> bytes:

@@ -126,8 +126,8 @@ def _record_failure(
         return None  # a repeated command after a restart counts once
     policy = current.deactivation_policy
     window_start = now - policy.days_in_past * DAY_MS
-    failures = [m for m in current.recent_failures if m.at >= window_start]
-    failures.append(FailureMark(delivery_id=delivery_id, at=command.issued_at))
+    marks = [*current.recent_failures, FailureMark(delivery_id=delivery_id, at=command.issued_at)]
+    failures = [mark for mark in marks if mark.at >= window_start]
     failures = failures[-policy.number_of_failures :]
     counted = current.model_copy(update={"recent_failures": failures, "revision": revision})
     if len(failures) < policy.number_of_failures:

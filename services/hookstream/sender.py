@@ -351,7 +351,12 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
         await producer.start()
         http = await stack.enter_async_context(make_http_client(settings))
         await feed.wait_ready(timeout_s=120)
-        consumer = make_consumer(bootstrap, client_id, group_id=f"{settings.app_id}-sender")
+        consumer = make_consumer(
+            bootstrap,
+            client_id,
+            group_id=f"{settings.app_id}-sender",
+            session_timeout_s=settings.group_session_timeout_s,
+        )
         stack.push_async_callback(consumer.stop)
         sender = Sender(settings, consumer, producer, http, directory)
         sender.subscribe()

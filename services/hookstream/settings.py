@@ -131,6 +131,12 @@ class Settings(BaseSettings):
         description="Bootstrap servers of an existing cluster; unset means the local broker.",
     )
     app_id: str = Field(default="hookstream", pattern=r"^[A-Za-z0-9._-]+$")
+    group_session_timeout_s: float = Field(
+        default=30.0,
+        ge=6.0,
+        le=300.0,
+        description="How soon a crashed matcher or sender loses its partitions to the others.",
+    )
     topics: TopicSettings = TopicSettings()
     delivery: DeliverySettings = DeliverySettings()
     matcher: MatcherSettings = MatcherSettings()

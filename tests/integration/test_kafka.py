@@ -1,4 +1,4 @@
-"""The chosen Kafka version talks to both clients, and topics get the settings hookstream asks for."""
+"""The chosen Kafka version talks to both clients; topics get the settings hookstream asks for."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from hookstream.client import HookstreamClient
 from hookstream.codec import encode
 from hookstream.models import (
     CommandKind,
-    DeadLetter,
     DeactivationPolicy,
+    DeadLetter,
     DeliveryStatus,
     DomainEvent,
     Outcome,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hookstream.triggers import (
@@ -153,7 +153,9 @@ def test_collection_operation(collection: str, operation: str) -> None:
 @pytest.mark.parametrize("collection", sorted(SPEC_PER_ID_OPERATIONS))
 def test_per_id(collection: str) -> None:
     resource_id = SPEC_IDS[collection]
-    assert parse_trigger(f"/{collection}/{resource_id}").key == TriggerKey(collection, resource_id, W)
+    assert parse_trigger(f"/{collection}/{resource_id}").key == TriggerKey(
+        collection, resource_id, W
+    )
 
 
 @pytest.mark.parametrize(
@@ -349,6 +351,7 @@ def test_smart_group_trigger_is_not_found_by_another_group() -> None:
 # --- properties -------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(st.text(max_size=80), st.one_of(st.none(), st.text(max_size=10)))
 def test_parse_trigger_raises_only_trigger_error(text: str, smart_group_id: str | None) -> None:
     try:
@@ -359,6 +362,7 @@ def test_parse_trigger_raises_only_trigger_error(text: str, smart_group_id: str 
     assert trigger.family in (TriggerFamily.PORTAL, TriggerFamily.DEVICE)
 
 
+@settings(deadline=None)
 @given(st.lists(st.text(max_size=20), max_size=4))
 def test_parse_triggers_raises_only_trigger_error(texts: list[str]) -> None:
     try:
@@ -368,9 +372,9 @@ def test_parse_triggers_raises_only_trigger_error(texts: list[str]) -> None:
     assert len({t.family for t in triggers}) == 1
 
 
-_OPERATION_WORDS = {
-    op.lower() for ops in PORTAL_OPERATIONS.values() for op in ops
-} | set(OPERATION_ALIASES)
+_OPERATION_WORDS = {op.lower() for ops in PORTAL_OPERATIONS.values() for op in ops} | set(
+    OPERATION_ALIASES
+)
 
 
 def _random_case(draw: st.DrawFn, word: str) -> str:
@@ -403,6 +407,7 @@ def vocabulary_uri(draw: st.DrawFn) -> tuple[str, TriggerKey]:
     return text, TriggerKey(collection, resource_id, op.lower())
 
 
+@settings(deadline=None)
 @given(vocabulary_uri())
 def test_vocabulary_uris_parse_back_to_their_key(case: tuple[str, TriggerKey]) -> None:
     text, key = case
@@ -415,6 +420,7 @@ def test_vocabulary_uris_parse_back_to_their_key(case: tuple[str, TriggerKey]) -
     assert key in event_lookup_keys(source, resource_id, operation)
 
 
+@settings(deadline=None)
 @given(st.sampled_from(SPEC_DEVICE_EVENTS), st.text(min_size=1, max_size=20))
 def test_device_names_parse_back_to_their_key(name: str, group: str) -> None:
     source, operation = DEVICE_EVENTS[name]

@@ -1,0 +1,124 @@
+"""The `hookstream` command as a user runs it: help, the demo, publishing, tailing the status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from support import settings_env, unique_settings
+
+HOOKSTREAM = [sys.executable, "-m", "hookstream.cli"]
+
+
+def test_help_explains_every_subcommand() -> None:
+    result = subprocess.run(
+        [*HOOKSTREAM, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0
+    for command in ("kafka", "topics", "matcher", "sender", "demo", "events", "status"):
+        assert command in result.stdout
+    kafka = subprocess.run(
+        [*HOOKSTREAM, "kafka", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert all(action in kafka.stdout for action in ("start", "stop", "status"))
+
+
+def test_invalid_settings_are_refused_with_the_field_named() -> None:
+    env = settings_env(unique_settings("127.0.0.1:1"))
+    env["HOOKSTREAM_DELIVERY__MAX_ATTEMPTS"] = "9"
+    result = subprocess.run(
+        [*HOOKSTREAM, "topics", "create"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "max_attempts" in result.stderr
+    assert "less than or equal to 5" in result.stderr
+
+
+@pytest.mark.integration
+def test_demo_delivers_and_shows_status(kafka_bootstrap: str) -> None:
+    settings = unique_settings(kafka_bootstrap)
+    env = settings_env(settings)
+    result = subprocess.run(
+        [*HOOKSTREAM, "demo", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "receiver <- POST /items [application/json] auth=basic" in result.stdout
+    assert "receiver <- POST /computers [text/xml; charset=utf-8] auth=header" in result.stdout
+    assert "deactivated" in result.stdout
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary == {"demo": "ok", "status_records": 5}
+    assert "demo-password" not in result.stdout + result.stderr
+
+
+@pytest.mark.integration
+def test_publish_from_flags_and_tail_status(kafka_bootstrap: str) -> None:
+    settings = unique_settings(kafka_bootstrap)
+    env = settings_env(settings)
+    subprocess.run(
+        [*HOOKSTREAM, "topics", "create"], env=env, check=True, capture_output=True, timeout=60
+    )
+    published = subprocess.run(
+        [
+            *HOOKSTREAM,
+            "events",
+            "publish",
+            "--source",
+            "items",
+            "--operation",
+            "add",
+            "--id",
+            "x1",
+            "--properties",
+            '{"a": 1}',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert published.returncode == 0, published.stderr
+    assert "(items/add)" in published.stdout
+    bad = subprocess.run(
+        [
+            *HOOKSTREAM,
+            "events",
+            "publish",
+            "--source",
+            "items",
+            "--operation",
+            "add",
+            "--properties",
+            "{not json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "invalid input" in bad.stderr
+    tail = subprocess.run(
+        [*HOOKSTREAM, "status", "tail", "--idle", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tail.returncode == 0
+    assert tail.stdout == ""  # nothing was delivered: no webhook exists on these topics

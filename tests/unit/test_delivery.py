@@ -1,0 +1,224 @@
+"""The verdict on one attempt and the headers of a delivery (SPEC §4, §7)."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from hookstream import __version__
+from hookstream.delivery import (
+    ATTEMPT_HEADER,
+    DELIVERY_HEADER,
+    MAX_RETRY_AFTER_S,
+    USER_AGENT,
+    AttemptResult,
+    Verdict,
+    VerdictKind,
+    judge,
+    parse_retry_after,
+    request_headers,
+)
+from hookstream.models import AuthKind, WebhookAuth, WebhookConfig
+from hookstream.payloads import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, Payload
+
+NOW = 1_700_000_000_000
+
+
+def result(status: int | None, retry_after_s: float | None = None) -> AttemptResult:
+    error = None if status is not None else "connect timeout: timed out"
+    return AttemptResult(status, None, error, 12.0, retry_after_s)
+
+
+# --- judge ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204, 226, 299])
+@pytest.mark.parametrize("attempt", [1, 3])
+def test_any_2xx_is_delivered(status: int, attempt: int) -> None:
+    assert judge(result(status), attempt, 3, 30, NOW) == Verdict(VerdictKind.DELIVERED)
+
+
+@pytest.mark.parametrize(
+    "status", [None, 100, 199, 301, 302, 304, 307, 400, 401, 404, 429, 500, 502, 503, 504]
+)
+def test_failures_are_retried_while_attempts_remain(status: int | None) -> None:
+    verdict = judge(result(status), 1, 3, 30, NOW)
+    assert verdict.kind is VerdictKind.RETRY
+    assert verdict.retry_at == NOW + 30_000
+    assert verdict.reason
+    assert not verdict.gone
+    assert judge(result(status), 2, 3, 7.5, NOW).retry_at == NOW + 7_500
+
+
+def test_reasons_name_the_problem() -> None:
+    assert judge(result(None), 1, 3, 30, NOW).reason == "connect timeout: timed out"
+    assert judge(AttemptResult(None, None, None, 1.0), 1, 3, 30, NOW).reason == "no response"
+    assert "redirects are not followed" in (judge(result(302), 1, 3, 30, NOW).reason or "")
+    assert judge(result(500), 1, 3, 30, NOW).reason == "HTTP 500"
+
+
+@pytest.mark.parametrize("status", [None, 302, 404, 500, 503])
+@pytest.mark.parametrize(("attempt", "max_attempts"), [(3, 3), (1, 1), (5, 5), (6, 5)])
+def test_last_attempt_fails(status: int | None, attempt: int, max_attempts: int) -> None:
+    verdict = judge(result(status), attempt, max_attempts, 30, NOW)
+    assert verdict.kind is VerdictKind.FAILED
+    assert verdict.retry_at is None
+    assert f"attempt {attempt} of {max_attempts}" in (verdict.reason or "")
+    assert not verdict.gone
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+def test_410_fails_at_once_and_marks_gone(attempt: int) -> None:
+    verdict = judge(result(410), attempt, 3, 30, NOW)
+    assert verdict.kind is VerdictKind.FAILED
+    assert verdict.gone is True
+    assert verdict.retry_at is None
+    assert "410" in (verdict.reason or "")
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_lengthens_the_delay(status: int) -> None:
+    assert judge(result(status, 45), 1, 3, 30, NOW).retry_at == NOW + 45_000
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_clamped_to_100_s(status: int) -> None:
+    assert MAX_RETRY_AFTER_S == 100
+    assert judge(result(status, 3600), 1, 3, 30, NOW).retry_at == NOW + 100_000
+    assert judge(result(status, float("inf")), 1, 3, 30, NOW).retry_at == NOW + 100_000
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_never_shortens_the_delay(status: int) -> None:
+    assert judge(result(status, 1), 1, 3, 30, NOW).retry_at == NOW + 30_000
+    assert judge(result(status, 0), 1, 3, 30, NOW).retry_at == NOW + 30_000
+
+
+@pytest.mark.parametrize("status", [400, 500, 502, 504, None])
+def test_retry_after_is_ignored_on_other_statuses(status: int | None) -> None:
+    assert judge(result(status, 90), 1, 3, 30, NOW).retry_at == NOW + 30_000
+
+
+def test_retry_after_does_not_lift_the_last_attempt() -> None:
+    assert judge(result(429, 10), 3, 3, 30, NOW).kind is VerdictKind.FAILED
+
+
+@settings(deadline=None)
+@given(
+    st.one_of(st.none(), st.integers(100, 599)),
+    st.integers(1, 5),
+    st.integers(1, 5),
+    st.floats(1, 100),
+    st.one_of(st.none(), st.floats(0, 1e9)),
+)
+def test_judge_properties(
+    status: int | None, attempt: int, max_attempts: int, interval: float, retry_after: float | None
+) -> None:
+    verdict = judge(result(status, retry_after), attempt, max_attempts, interval, NOW)
+    if status is not None and 200 <= status < 300:
+        assert verdict.kind is VerdictKind.DELIVERED
+    elif status == 410 or attempt >= max_attempts:
+        assert verdict.kind is VerdictKind.FAILED
+    else:
+        assert verdict.kind is VerdictKind.RETRY
+        assert verdict.retry_at is not None
+        delay_ms = verdict.retry_at - NOW
+        assert int(interval * 1000) <= delay_ms <= int(MAX_RETRY_AFTER_S * 1000)
+
+
+# --- Retry-After ------------------------------------------------------------------------------
+
+
+def test_parse_retry_after_seconds() -> None:
+    assert parse_retry_after("120", 0) == 120.0
+    assert parse_retry_after(" 5 ", 0) == 5.0
+    assert parse_retry_after("0", 0) == 0.0
+
+
+def test_parse_retry_after_http_date() -> None:
+    now_s = 1_700_000_000.0
+    header = email.utils.formatdate(now_s + 42, usegmt=True)
+    assert parse_retry_after(header, now_s) == pytest.approx(42)
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now_s) == 0.0  # in the past
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5", "Wed, 99 Foo 2015", "  "])
+def test_parse_retry_after_unreadable(value: str | None) -> None:
+    assert parse_retry_after(value, 0) is None
+
+
+@pytest.mark.parametrize("value", ["²", "1²", "①"])
+def test_parse_retry_after_unicode_digits(value: str) -> None:
+    assert parse_retry_after(value, 0) is None
+
+
+@settings(deadline=None)
+@given(st.text(st.characters(max_codepoint=127), max_size=40))
+def test_parse_retry_after_never_raises_on_ascii(value: str) -> None:
+    seconds = parse_retry_after(value, 1_700_000_000.0)
+    assert seconds is None or seconds >= 0
+
+
+# --- headers ----------------------------------------------------------------------------------
+
+
+def config(auth: WebhookAuth | None = None) -> WebhookConfig:
+    return WebhookConfig(
+        webhook_id="wh-1",
+        name="n",
+        payload_url="https://example.com/hook",
+        triggers=["/items"],
+        auth=auth or WebhookAuth(),
+    )
+
+
+JSON_PAYLOAD = Payload(b"{}", JSON_CONTENT_TYPE)
+
+
+def test_base_headers() -> None:
+    headers = request_headers(config(), JSON_PAYLOAD, "d-123", 2)
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"] == USER_AGENT
+    assert USER_AGENT.startswith(f"hookstream/{__version__}")
+    assert headers["webhook-id"] == "d-123"
+    assert headers[DELIVERY_HEADER] == "d-123" == headers["X-Hookstream-Delivery"]
+    assert headers[ATTEMPT_HEADER] == "2"
+    assert "Authorization" not in headers
+
+
+def test_xml_content_type() -> None:
+    headers = request_headers(config(), Payload(b"<x/>", XML_CONTENT_TYPE), "d", 1)
+    assert headers["Content-Type"].startswith("text/xml")
+
+
+def test_basic_auth_header() -> None:
+    auth = WebhookAuth(kind=AuthKind.BASIC, username="Aladdin", password=SecretStr("open sesame"))
+    headers = request_headers(config(auth), JSON_PAYLOAD, "d", 1)
+    # The example of RFC 7617.
+    assert headers["Authorization"] == "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+
+
+def test_basic_auth_header_utf8() -> None:
+    auth = WebhookAuth(kind=AuthKind.BASIC, username="jürgen", password=SecretStr("pä:ss"))
+    headers = request_headers(config(auth), JSON_PAYLOAD, "d", 1)
+    scheme, token = headers["Authorization"].split(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(token).decode("utf-8") == "jürgen:pä:ss"
+
+
+def test_header_auth_headers_are_added() -> None:
+    auth = WebhookAuth(
+        kind=AuthKind.HEADER,
+        headers={"Authorization": SecretStr("Bearer t"), "X-Api-Key": SecretStr("k")},
+    )
+    headers = request_headers(config(auth), JSON_PAYLOAD, "d-9", 1)
+    assert headers["Authorization"] == "Bearer t"
+    assert headers["X-Api-Key"] == "k"
+    assert headers["webhook-id"] == "d-9"
+    assert headers["Content-Type"] == "application/json"
+    assert all(isinstance(v, str) for v in headers.values())

@@ -11,8 +11,8 @@ run: setup
 	$(BIN)/hookstream demo
 
 lint: setup
-	$(BIN)/ruff check services tests bench
-	$(BIN)/ruff format --check services tests bench
+	$(BIN)/ruff check services tests bench scripts
+	$(BIN)/ruff format --check services tests bench scripts
 
 typecheck: setup
 	$(BIN)/mypy

@@ -44,6 +44,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         f"{settings.app_id}-matcher",
         broker=faust_broker_url(bootstrap),
         store="memory://",
+        datadir=str(settings.matcher.data_dir / settings.app_id),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,

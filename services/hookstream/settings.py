@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,9 +31,13 @@ class TopicSettings(BaseModel):
     status: str = Field(default="hookstream.status", description="One record per attempt.")
     deadletter: str = Field(default="hookstream.deadletter", description="Undecodable input.")
     partitions: int = Field(default=6, ge=1, le=1000, description="Partitions per topic.")
-    replication_factor: int = Field(default=1, ge=1, le=10)
-    status_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=60_000)
-    deadletter_retention_ms: int = Field(default=14 * 24 * 3600 * 1000, ge=60_000)
+    replication_factor: int = Field(default=1, ge=1, le=10, description="Replicas per topic.")
+    status_retention_ms: int = Field(
+        default=7 * 24 * 3600 * 1000, ge=60_000, description="How long status records are kept."
+    )
+    deadletter_retention_ms: int = Field(
+        default=14 * 24 * 3600 * 1000, ge=60_000, description="How long dead letters are kept."
+    )
 
     @field_validator("events", mode="before")
     @classmethod
@@ -68,10 +73,12 @@ class DeliverySettings(BaseModel):
         default=10.0,
         gt=0,
         le=60.0,
-        description="Bound on one whole attempt (notification timeout).",
+        description="How long an attempt waits for the answer (the portal's notification "
+        "timeout), unless the webhook sets its own read timeout.",
     )
-    default_connect_timeout_s: float = Field(default=5.0, gt=0, le=60.0)
-    default_read_timeout_s: float = Field(default=10.0, gt=0, le=60.0)
+    default_connect_timeout_s: float = Field(
+        default=5.0, gt=0, le=60.0, description="Connect timeout unless the webhook sets one."
+    )
     concurrency: int = Field(default=64, ge=1, le=4096, description="Requests in flight at once.")
     max_scheduled: int = Field(
         default=10_000, ge=10, description="Retries held in memory before the retry topic pauses."
@@ -79,7 +86,9 @@ class DeliverySettings(BaseModel):
     commit_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="How often finished offsets are committed."
     )
-    response_excerpt_bytes: int = Field(default=2048, ge=0, le=65536)
+    response_excerpt_bytes: int = Field(
+        default=2048, ge=0, le=65536, description="Bytes of the answer kept in status records."
+    )
     allow_plain_http: bool = Field(
         default=False, description="Allow http:// payload URLs (development and tests only)."
     )
@@ -99,6 +108,10 @@ class MatcherSettings(BaseModel):
         description="Jobs are published when the offsets of their events are committed.",
     )
     ready_timeout_s: float = Field(default=120.0, gt=0, description="Wait for the config view.")
+    data_dir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "hookstream-matcher",
+        description="Faust's working files (nothing durable: state lives in Kafka).",
+    )
 
 
 class LocalKafkaSettings(BaseModel):
@@ -111,8 +124,10 @@ class LocalKafkaSettings(BaseModel):
         default=Path.home() / ".cache" / "hookstream",
         description="Jars, storage, logs and the pid file live here.",
     )
-    heap: str = Field(default="512m", pattern=r"^\d+[mMgG]$")
-    start_timeout_s: float = Field(default=90.0, gt=0, le=600)
+    heap: str = Field(default="512m", pattern=r"^\d+[mMgG]$", description="Java heap.")
+    start_timeout_s: float = Field(
+        default=90.0, gt=0, le=600, description="How long `kafka start` waits for readiness."
+    )
 
 
 class Settings(BaseSettings):
@@ -130,7 +145,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HOOKSTREAM_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"),
         description="Bootstrap servers of an existing cluster; unset means the local broker.",
     )
-    app_id: str = Field(default="hookstream", pattern=r"^[A-Za-z0-9._-]+$")
+    app_id: str = Field(
+        default="hookstream",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Prefix of consumer groups and client ids; one per hookstream installation.",
+    )
     group_session_timeout_s: float = Field(
         default=30.0,
         ge=6.0,
@@ -141,7 +160,9 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     matcher: MatcherSettings = MatcherSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_level: str = Field(
+        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
+    )
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret masked, for the start-up log line."""

@@ -23,11 +23,13 @@ from hookstream.codec import decode, encode
 from hookstream.errors import DecodeError
 from hookstream.models import (
     CommandKind,
+    DeliveryPolicy,
     DeliveryStatus,
     DomainEvent,
     WebhookCommand,
     WebhookConfig,
 )
+from hookstream.policy import POLICY_KEY
 from hookstream.settings import Settings, TopicSettings, get_settings
 
 
@@ -87,6 +89,12 @@ class HookstreamClient:
     def deactivate_webhook(self, webhook_id: str, reason: str | None = None) -> None:
         self.command(
             WebhookCommand(webhook_id=webhook_id, kind=CommandKind.DEACTIVATE, reason=reason)
+        )
+
+    def set_delivery_policy(self, policy: DeliveryPolicy) -> None:
+        """Change the global attempts, spacing and timeout; every sender follows at once."""
+        self._producer.send(self.topics.settings, key=POLICY_KEY, value=encode(policy)).get(
+            timeout=30
         )
 
     def latest_webhooks(self, timeout_s: float = 30.0) -> dict[str, WebhookConfig]:

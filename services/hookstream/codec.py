@@ -24,6 +24,7 @@ from hookstream.errors import DecodeError, SchemaMismatchError
 from hookstream.models import (
     DeadLetter,
     DeliveryJob,
+    DeliveryPolicy,
     DeliveryStatus,
     DomainEvent,
     WebhookCommand,
@@ -42,6 +43,7 @@ SCHEMA_FILES: dict[type[BaseModel], str] = {
     DeliveryJob: "delivery_job.avsc",
     DeliveryStatus: "delivery_status.avsc",
     DeadLetter: "dead_letter.avsc",
+    DeliveryPolicy: "delivery_policy.avsc",
 }
 
 M = TypeVar("M", bound=BaseModel)

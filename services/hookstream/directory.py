@@ -1,23 +1,22 @@
 """Every webhook config, live: an in-memory view of the compacted config topic with a trigger index.
 
 Each service that needs configs (matcher, registry, sender) keeps its own ``WebhookDirectory``,
-fed by ``DirectoryFeed``: a group-less consumer that reads every partition of the config topic
-from the beginning and then follows it. Writes are applied only when their revision is not older
+fed by ``DirectoryFeed``: a ``CompactedFeed`` that reads every partition of the config topic from
+the beginning and then follows it. Writes are applied only when their revision is not older
 than what the directory holds, so a late copy of an old record never rolls a webhook back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from typing import Any
 
 from hookstream.codec import decode
-from hookstream.errors import ConfigurationError, DecodeError
+from hookstream.errors import DecodeError
+from hookstream.feeds import CompactedFeed
 from hookstream.models import WebhookConfig
 from hookstream.triggers import (
     Trigger,
@@ -121,106 +120,35 @@ def revision_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> int | 
     return None
 
 
-class DirectoryFeed:
+class DirectoryFeed(CompactedFeed):
     """Keeps a ``WebhookDirectory`` in step with the config topic; ``ready`` once caught up."""
 
     def __init__(
-        self,
-        directory: WebhookDirectory,
-        bootstrap: str,
-        topic: str,
-        client_id: str,
-        poll_timeout_ms: int = 100,
+        self, directory: WebhookDirectory, bootstrap: str, topic: str, client_id: str
     ) -> None:
+        super().__init__(bootstrap, topic, client_id)
         self.directory = directory
-        self.topic = topic
-        self.ready = asyncio.Event()
         self.undecodable = 0
-        self._poll_timeout_ms = poll_timeout_ms
-        self._bootstrap = bootstrap
-        self._client_id = client_id
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Assign every partition from the beginning and start following in the background."""
-        self._consumer = consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            client_id=self._client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._poll_timeout_ms,
-        )
-        await consumer.start()
-        # The consumer learns partitions only for subscribed topics; ask the cluster directly.
-        metadata = await consumer._client.fetch_all_metadata()
-        partitions = metadata.partitions_for_topic(self.topic)
-        if not partitions:
-            raise ConfigurationError(
-                f"config topic {self.topic!r} does not exist; run `hookstream topics create`"
-            )
-        assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        consumer.assign(assignment)
-        await consumer.seek_to_beginning(*assignment)
-        end_offsets = await consumer.end_offsets(assignment)
-        self._task = asyncio.create_task(self._follow(consumer, end_offsets), name="directory-feed")
-
-    async def wait_ready(self, timeout_s: float) -> None:
-        await asyncio.wait_for(self.ready.wait(), timeout_s)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    async def _follow(
-        self, consumer: AIOKafkaConsumer, end_offsets: dict[TopicPartition, int]
-    ) -> None:
-        remaining = {tp: end for tp, end in end_offsets.items() if end > 0}
-        if not remaining:
-            self.ready.set()
-        while True:
-            batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
-            for tp, records in batches.items():
-                for record in records:
-                    self._apply(record.key, record.value, record.headers, tp, record.offset)
-                if tp in remaining and records[-1].offset + 1 >= remaining[tp]:
-                    del remaining[tp]
-            if not self.ready.is_set() and all(
-                [await consumer.position(tp) >= end for tp, end in remaining.items()]
-            ):
-                remaining.clear()
-                log.info("webhook directory caught up: %d webhooks", len(self.directory))
-                self.ready.set()
-
-    def _apply(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Iterable[tuple[str, bytes]] | None,
-        tp: TopicPartition,
-        offset: int,
-    ) -> None:
-        if value is None:
-            if key is None:
-                return
-            self.directory.delete(key.decode("utf-8", "replace"), revision_from_headers(headers))
+    def apply(self, record: Any) -> None:
+        if record.value is None:
+            if record.key is not None:
+                webhook_id = record.key.decode("utf-8", "replace")
+                self.directory.delete(webhook_id, revision_from_headers(record.headers))
             return
         try:
-            config = decode(value, WebhookConfig)
+            config = decode(record.value, WebhookConfig)
         except DecodeError as exc:
             self.undecodable += 1
             log.error(
                 "skipping undecodable webhook config at %s[%d]@%d: %s",
-                tp.topic,
-                tp.partition,
-                offset,
+                record.topic,
+                record.partition,
+                record.offset,
                 exc,
             )
             return
         self.directory.put(config)
+
+    def caught_up(self) -> None:
+        log.info("webhook directory caught up: %d webhooks", len(self.directory))

@@ -40,6 +40,7 @@ def faust_broker_url(bootstrap: str) -> str:
 def create_app(settings: Settings, bootstrap: str) -> faust.App:
     """The matcher's Faust app with its topics, the directory feed and both agents."""
     topics = settings.topics
+    settings.matcher.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.app_id}-matcher",
         broker=faust_broker_url(bootstrap),

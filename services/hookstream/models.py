@@ -275,6 +275,15 @@ class DeliveryStatus(_Record):
     payload: str | None = None
 
 
+class DeliveryPolicy(_Record):
+    """Global delivery settings every sender follows live (the portal's advanced parameters)."""
+
+    max_attempts: int = Field(default=3, ge=1, le=5)
+    retry_interval_s: float = Field(default=30.0, ge=1.0, le=100.0)
+    request_timeout_s: float = Field(default=10.0, gt=0, le=60.0)
+    modified_at: int = Field(default_factory=now_ms)
+
+
 class DeadLetter(_Record):
     """A record that could not be used, with where it came from and why."""
 

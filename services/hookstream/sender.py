@@ -39,6 +39,7 @@ from hookstream.models import (
 )
 from hookstream.offsets import OffsetTracker
 from hookstream.payloads import build_payload
+from hookstream.policy import PolicyFeed
 from hookstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class Sender:
         producer: AIOKafkaProducer,
         http: httpx.AsyncClient,
         directory: WebhookDirectory,
+        policy: PolicyFeed,
     ) -> None:
         self.settings = settings
+        self.policy = policy
         self.consumer = consumer
         self.producer = producer
         self.http = http
@@ -114,7 +117,7 @@ class Sender:
             if now - last_commit >= delivery.commit_interval_s:
                 await self.commit()
                 last_commit = now
-        await self._drain(timeout_s=delivery.request_timeout_s + 5)
+        await self._drain(timeout_s=self.policy.current.request_timeout_s + 5)
         await self.commit()
 
     def _accept(self, tp: TopicPartition, record: Any) -> None:
@@ -199,6 +202,7 @@ class Sender:
         """Make one attempt of a job; return the records it causes (topic, key, value)."""
         topics = self.settings.topics
         delivery = self.settings.delivery
+        policy = self.policy.current
         key = job.webhook_id.encode()
         config = self.directory.get(job.webhook_id)
         started = now_ms()
@@ -208,7 +212,7 @@ class Sender:
             "event_ids": [event.event_id for event in job.events],
             "trigger": job.trigger,
             "attempt": job.attempt,
-            "max_attempts": delivery.max_attempts,
+            "max_attempts": policy.max_attempts,
             "attempted_at": started,
         }
         if config is None or not config.active:
@@ -237,16 +241,16 @@ class Sender:
                 0.0,
             )
         else:
-            result = await self._post(config, job, payload)
-        verdict = judge(
-            result, job.attempt, delivery.max_attempts, delivery.retry_interval_s, now_ms()
-        )
+            result = await self._post(config, job, payload, policy.request_timeout_s)
+        verdict = judge(result, job.attempt, policy.max_attempts, policy.retry_interval_s, now_ms())
         return self._record(job, config, base, payload.body, result, verdict)
 
-    async def _post(self, config: WebhookConfig, job: DeliveryJob, payload: Any) -> AttemptResult:
+    async def _post(
+        self, config: WebhookConfig, job: DeliveryJob, payload: Any, request_timeout_s: float
+    ) -> AttemptResult:
         delivery = self.settings.delivery
         connect = config.connect_timeout_s or delivery.default_connect_timeout_s
-        read = config.read_timeout_s or delivery.request_timeout_s
+        read = config.read_timeout_s or request_timeout_s
         timeout = httpx.Timeout(read, connect=connect, read=read, write=read, pool=connect)
         headers = request_headers(config, payload, job.delivery_id, job.attempt)
         return await post(
@@ -343,14 +347,20 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
     client_id = f"{settings.app_id}-sender"
     directory = WebhookDirectory()
     feed = DirectoryFeed(directory, bootstrap, settings.topics.webhooks, f"{client_id}-directory")
+    policy = PolicyFeed(
+        settings.delivery, bootstrap, settings.topics.settings, f"{client_id}-policy"
+    )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(feed.stop)
         await feed.start()
+        stack.push_async_callback(policy.stop)
+        await policy.start()
         producer = make_producer(bootstrap, client_id)
         stack.push_async_callback(producer.stop)
         await producer.start()
         http = await stack.enter_async_context(make_http_client(settings))
         await feed.wait_ready(timeout_s=120)
+        await policy.wait_ready(timeout_s=120)
         consumer = make_consumer(
             bootstrap,
             client_id,
@@ -358,7 +368,7 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
             session_timeout_s=settings.group_session_timeout_s,
         )
         stack.push_async_callback(consumer.stop)
-        sender = Sender(settings, consumer, producer, http, directory)
+        sender = Sender(settings, consumer, producer, http, directory, policy)
         sender.subscribe()
         await consumer.start()
         yield sender

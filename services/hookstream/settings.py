@@ -30,6 +30,10 @@ class TopicSettings(BaseModel):
     retries: str = Field(default="hookstream.retries", description="Delivery jobs due later.")
     status: str = Field(default="hookstream.status", description="One record per attempt.")
     deadletter: str = Field(default="hookstream.deadletter", description="Undecodable input.")
+    settings: str = Field(
+        default="hookstream.settings",
+        description="Compacted global delivery settings, changed at run time without restarts.",
+    )
     partitions: int = Field(default=6, ge=1, le=1000, description="Partitions per topic.")
     replication_factor: int = Field(default=1, ge=1, le=10, description="Replicas per topic.")
     status_retention_ms: int = Field(
@@ -59,6 +63,7 @@ class TopicSettings(BaseModel):
             self.retries,
             self.status,
             self.deadletter,
+            self.settings,
         ]
 
 

@@ -38,6 +38,7 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
             },
         ),
         TopicSpec(topics.webhook_commands, topics.partitions, dict(delete)),
+        TopicSpec(topics.settings, 1, {"cleanup.policy": "compact"}),
         TopicSpec(topics.deliveries, topics.partitions, dict(delete)),
         TopicSpec(topics.retries, topics.partitions, dict(delete)),
         TopicSpec(

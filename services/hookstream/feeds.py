@@ -1,0 +1,95 @@
+"""Following a compacted topic from its beginning: the shared machinery of the live views."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from hookstream.errors import ConfigurationError
+
+
+class CompactedFeed:
+    """Reads every partition of a topic from the beginning, then follows it; no consumer group.
+
+    Subclasses apply each record in ``apply``; ``ready`` is set once the records that were in the
+    topic at start have all been applied, so a service can wait for a complete view.
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, client_id: str, poll_timeout_ms: int = 100
+    ) -> None:
+        self.topic = topic
+        self.ready = asyncio.Event()
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._poll_timeout_ms = poll_timeout_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def apply(self, record: Any) -> None:
+        """Apply one record (an aiokafka ``ConsumerRecord``) to the view."""
+        raise NotImplementedError
+
+    def caught_up(self) -> None:
+        """Called once when the view holds everything that was in the topic at start."""
+
+    async def start(self) -> None:
+        """Assign every partition from the beginning and start following in the background."""
+        self._consumer = consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._poll_timeout_ms,
+        )
+        await consumer.start()
+        # The consumer learns partitions only for subscribed topics; ask the cluster directly.
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = metadata.partitions_for_topic(self.topic)
+        if not partitions:
+            raise ConfigurationError(
+                f"topic {self.topic!r} does not exist; run `hookstream topics create`"
+            )
+        assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(assignment)
+        await consumer.seek_to_beginning(*assignment)
+        end_offsets = await consumer.end_offsets(assignment)
+        self._task = asyncio.create_task(
+            self._follow(consumer, end_offsets), name=f"feed-{self.topic}"
+        )
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        await asyncio.wait_for(self.ready.wait(), timeout_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def _follow(
+        self, consumer: AIOKafkaConsumer, end_offsets: dict[TopicPartition, int]
+    ) -> None:
+        remaining = {tp: end for tp, end in end_offsets.items() if end > 0}
+        if not remaining:
+            self._set_ready()
+        while True:
+            batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
+            for records in batches.values():
+                for record in records:
+                    self.apply(record)
+            if not self.ready.is_set() and all(
+                [await consumer.position(tp) >= end for tp, end in remaining.items()]
+            ):
+                self._set_ready()
+
+    def _set_ready(self) -> None:
+        self.caught_up()
+        self.ready.set()

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -119,6 +119,38 @@ class MatcherSettings(BaseModel):
     )
 
 
+class AdminSettings(BaseModel):
+    """The admin REST API (``hookstream admin``) and the CLI commands that talk to it."""
+
+    host: str = Field(default="127.0.0.1", description="Address the admin API listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port of the admin API.")
+    tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens allowed to manage webhooks (comma-separated; several for "
+        "rotation). Empty refuses every request.",
+    )
+    url: str = Field(
+        default="http://127.0.0.1:8080", description="Where the CLI finds the admin API."
+    )
+    token: SecretStr | None = Field(default=None, description="Bearer token the CLI sends.")
+    success_retention_s: int = Field(
+        default=24 * 3600, ge=60, description="How long successful deliveries are listed."
+    )
+    failure_retention_s: int = Field(
+        default=7 * 24 * 3600, ge=60, description="How long failed deliveries are listed."
+    )
+    write_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="How long a write waits to be applied."
+    )
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [token.strip() for token in value.split(",") if token.strip()]
+        return value
+
+
 class LocalKafkaSettings(BaseModel):
     """The broker that ``hookstream kafka start`` runs when no cluster is configured."""
 
@@ -164,6 +196,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     delivery: DeliverySettings = DeliverySettings()
     matcher: MatcherSettings = MatcherSettings()
+    admin: AdminSettings = AdminSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,23 @@ def rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def main() -> None:
-    print("| variable | default | meaning |")
-    print("|---|---|---|")
+def table() -> str:
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
     for variable, default, description in rows(Settings, "HOOKSTREAM_"):
-        print(f"| `{variable}` | `{default}` | {description} |")
+        lines.append(f"| `{variable}` | `{default}` | {description} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Print the table; with --write, replace the table in README.md."""
+    if "--write" not in sys.argv:
+        print(table())
+        return
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text()
+    start = text.index("| variable | default | meaning |")
+    end = text.index("\n\n", start)
+    readme.write_text(text[:start] + table() + text[end:])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from support import TEST_SECRETS_KEY
+
+# Encrypt webhook secrets with the session's key in this process too (read once, lazily).
+os.environ["HOOKSTREAM_SECURITY__SECRETS_KEYS"] = TEST_SECRETS_KEY
+
 from hookstream.localkafka.broker import LocalBroker
 from hookstream.settings import LocalKafkaSettings, Settings
 from hookstream.topics import create_topics

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from kafka import KafkaConsumer
 
 from hookstream.codec import decode
@@ -174,6 +175,10 @@ class DeadLetterReader(TopicReader):
         super().__init__(bootstrap, settings.topics.deadletter, DeadLetter)
 
 
+#: One Fernet key for the test session; set before any settings are read (see conftest.py).
+TEST_SECRETS_KEY = Fernet.generate_key().decode()
+
+
 def unique_settings(bootstrap: str, **delivery: Any) -> Settings:
     """Settings with topic names and an app id no other test uses."""
     tag = uuid.uuid4().hex[:10]
@@ -193,6 +198,8 @@ def unique_settings(bootstrap: str, **delivery: Any) -> Settings:
             "partitions": 3,
         },
         delivery={"allow_plain_http": True, **delivery},
+        # The test receivers listen on 127.0.0.1, which the SSRF guard refuses unless allowed.
+        security={"allow_networks": ["127.0.0.1/32"], "secrets_keys": [TEST_SECRETS_KEY]},
     )
 
 
@@ -207,6 +214,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env[f"HOOKSTREAM_TOPICS__{name.upper()}"] = (
             ",".join(value) if isinstance(value, list) else str(value)
         )
+    env["HOOKSTREAM_SECURITY__ALLOW_NETWORKS"] = ",".join(settings.security.allow_networks)
+    env["HOOKSTREAM_SECURITY__SECRETS_KEYS"] = ",".join(
+        key.get_secret_value() for key in settings.security.secrets_keys
+    )
     for name, value in settings.delivery.model_dump().items():
         env[f"HOOKSTREAM_DELIVERY__{name.upper()}"] = (
             str(value).lower() if isinstance(value, bool) else str(value)

@@ -30,10 +30,12 @@ from hookstream.models import (
     WebhookCommand,
     WebhookConfig,
 )
+from hookstream.secrets import secret_box
 
 MARKER = b"\xc3\x01"
 _HEADER_SIZE = len(MARKER) + 8
 _JSON_PROP = "hookstream.json"
+_SECRET_PROP = "hookstream.secret"  # noqa: S105 - the name of a schema attribute
 
 #: Schema files in dependency order (later ones refer to names defined by earlier ones).
 SCHEMA_FILES: dict[type[BaseModel], str] = {
@@ -58,6 +60,11 @@ def schema_dir() -> Path:
     raise FileNotFoundError(f"hookstream's Avro schemas were not found beside {here}")
 
 
+def history_dir() -> Path:
+    """Self-contained copies of earlier schema versions, named ``<Name>-<fingerprint>.avsc``."""
+    return schema_dir() / "history"
+
+
 def parse_schemas(texts: dict[type[BaseModel], str]) -> dict[type[BaseModel], avro.schema.Schema]:
     """Parse schema texts in dependency order, sharing named types between them."""
     names = avro.name.Names()
@@ -72,19 +79,29 @@ class _Codec:
     schema: avro.schema.Schema
     fingerprint: bytes
     writer: avro.io.DatumWriter
-    reader: avro.io.DatumReader
+    #: Readers by writer fingerprint: the current schema and every earlier version in history.
+    readers: dict[bytes, avro.io.DatumReader]
 
 
 @lru_cache(maxsize=1)
 def _codecs() -> dict[type[BaseModel], _Codec]:
     folder = schema_dir()
     texts = {model: (folder / name).read_text() for model, name in SCHEMA_FILES.items()}
-    return {
-        model: _Codec(
-            schema, schema.fingerprint(), avro.io.DatumWriter(schema), avro.io.DatumReader(schema)
-        )
-        for model, schema in parse_schemas(texts).items()
-    }
+    by_name = {model.__name__: model for model in SCHEMA_FILES}
+    codecs: dict[type[BaseModel], _Codec] = {}
+    for model, schema in parse_schemas(texts).items():
+        fingerprint = schema.fingerprint()
+        readers = {fingerprint: avro.io.DatumReader(schema)}
+        codecs[model] = _Codec(schema, fingerprint, avro.io.DatumWriter(schema), readers)
+    for path in sorted(history_dir().glob("*.avsc")):
+        model_name = path.stem.rsplit("-", 1)[0]
+        historic = by_name.get(model_name)
+        if historic is None:
+            continue
+        old = avro.schema.make_avsc_object(json.loads(path.read_text()), avro.name.Names())
+        codec = codecs[historic]
+        codec.readers.setdefault(old.fingerprint(), avro.io.DatumReader(old, codec.schema))
+    return codecs
 
 
 def fingerprint_of(model: type[BaseModel]) -> bytes:
@@ -92,12 +109,45 @@ def fingerprint_of(model: type[BaseModel]) -> bytes:
     return _codecs()[model].fingerprint
 
 
+def _plain(value: Any) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+def _seal(value: Any) -> Any:
+    """Encrypt a secret field (a string, or a map of strings) for Kafka."""
+    if value is None:
+        return None
+    box = secret_box()
+    if isinstance(value, dict):
+        return {key: box.encrypt(_plain(item)) for key, item in value.items()}
+    return box.encrypt(_plain(value))
+
+
+def _unseal(value: Any) -> Any:
+    if value is None:
+        return None
+    box = secret_box()
+    if isinstance(value, dict):
+        return {key: box.decrypt(item) for key, item in value.items()}
+    return box.decrypt(value)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A validation error's fields and rules, without the input values (they may be secrets)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'record'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    )
+
+
 def _to_avro(schema: avro.schema.Schema, value: Any) -> Any:
     if isinstance(schema, avro.schema.RecordSchema):
         out = {}
         for field in schema.fields:
             item = getattr(value, field.name)
-            if field.other_props.get(_JSON_PROP):
+            if field.other_props.get(_SECRET_PROP):
+                out[field.name] = _seal(item)
+            elif field.other_props.get(_JSON_PROP):
                 out[field.name] = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
             else:
                 out[field.name] = _to_avro(field.type, item)
@@ -123,7 +173,9 @@ def _from_avro(schema: avro.schema.Schema, value: Any) -> Any:
         out = {}
         for field in schema.fields:
             item = value[field.name]
-            if field.other_props.get(_JSON_PROP):
+            if field.other_props.get(_SECRET_PROP):
+                out[field.name] = _unseal(item)
+            elif field.other_props.get(_JSON_PROP):
                 out[field.name] = json.loads(item)
             else:
                 out[field.name] = _from_avro(field.type, item)
@@ -173,15 +225,18 @@ def decode(data: bytes | None, model: type[M]) -> M:
             f"fingerprint (got {data[:10].hex(' ') or 'no bytes'})"
         )
     written_with = data[2:_HEADER_SIZE]
-    if written_with != codec.fingerprint:
+    reader = codec.readers.get(written_with)
+    if reader is None:
         raise SchemaMismatchError(
             f"record was written with schema fingerprint {written_with.hex()}"
             f"{_name_of(written_with)}"
             f" but the reader expects {codec.fingerprint.hex()} ({model.__name__})"
         )
     try:
-        raw = codec.reader.read(avro.io.BinaryDecoder(io.BytesIO(data[_HEADER_SIZE:])))
+        raw = reader.read(avro.io.BinaryDecoder(io.BytesIO(data[_HEADER_SIZE:])))
         fields = _from_avro(codec.schema, raw)
+    except DecodeError:
+        raise
     except Exception as exc:  # the avro package raises assorted types on damaged input
         raise DecodeError(
             f"damaged {model.__name__} record body: {type(exc).__name__}: {exc}"
@@ -189,4 +244,6 @@ def decode(data: bytes | None, model: type[M]) -> M:
     try:
         return model.model_validate(fields)
     except ValidationError as exc:
-        raise DecodeError(f"invalid {model.__name__} record: {exc}") from exc
+        raise DecodeError(
+            f"invalid {model.__name__} record: {describe_validation_error(exc)}"
+        ) from None

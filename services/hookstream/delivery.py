@@ -19,6 +19,8 @@ import httpx
 from hookstream import __version__
 from hookstream.models import AuthKind, WebhookConfig
 from hookstream.payloads import Payload
+from hookstream.signing import signature_headers
+from hookstream.ssrf import BlockedAddressError
 
 USER_AGENT = f"hookstream/{__version__} (+webhook delivery)"
 DELIVERY_HEADER = "X-Hookstream-Delivery"
@@ -35,6 +37,8 @@ class AttemptResult:
     error: str | None
     duration_ms: float
     retry_after_s: float | None = None
+    #: The attempt can never succeed as configured (a refused address): no retry.
+    permanent: bool = False
 
 
 class VerdictKind(StrEnum):
@@ -70,6 +74,8 @@ def judge(
         reason = f"HTTP {status}: redirects are not followed"
     else:
         reason = f"HTTP {status}"
+    if result.permanent:
+        return Verdict(VerdictKind.FAILED, reason=reason)
     if status == 410:
         return Verdict(
             VerdictKind.FAILED, reason="HTTP 410 Gone: the receiver retired this URL", gone=True
@@ -97,7 +103,11 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
 
 
 def request_headers(
-    config: WebhookConfig, payload: Payload, delivery_id: str, attempt: int
+    config: WebhookConfig,
+    payload: Payload,
+    delivery_id: str,
+    attempt: int,
+    now_s: int | None = None,
 ) -> dict[str, str]:
     """Every header of a delivery; the auth headers were validated when the webhook was saved."""
     headers = {
@@ -107,6 +117,11 @@ def request_headers(
         DELIVERY_HEADER: delivery_id,
         ATTEMPT_HEADER: str(attempt),
     }
+    headers.update(
+        signature_headers(
+            config, delivery_id, payload.body, now_s if now_s is not None else int(time.time())
+        )
+    )
     auth = config.auth
     if auth.kind is AuthKind.BASIC and auth.username is not None and auth.password is not None:
         token = f"{auth.username}:{auth.password.get_secret_value()}".encode()
@@ -163,7 +178,26 @@ async def post(
     except TimeoutError:
         error = f"no complete answer within {total_timeout_s:g} s"
     except httpx.HTTPError as exc:
+        blocked = _blocked_cause(exc)
+        if blocked is not None:
+            return AttemptResult(None, None, str(blocked), _ms_since(started), permanent=True)
         error = _describe(exc)
     except OSError as exc:
         error = f"network error: {exc}"
-    return AttemptResult(None, None, error, (time.perf_counter() - started) * 1000)
+    return AttemptResult(None, None, error, _ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _blocked_cause(exc: BaseException) -> BlockedAddressError | None:
+    """The SSRF guard's refusal behind a transport error, if that is what stopped the attempt."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, BlockedAddressError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

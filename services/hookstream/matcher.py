@@ -103,7 +103,15 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     @app.agent(events_topic, concurrency=1)
     async def match_events(stream: faust.StreamT[bytes]) -> None:
         await feed.wait_ready(settings.matcher.ready_timeout_s)
+        limit = settings.security.max_event_bytes
         async for event in stream.events():
+            size = len(event.value or b"")
+            if size > limit:
+                reason = (
+                    f"event of {size} bytes exceeds HOOKSTREAM_SECURITY__MAX_EVENT_BYTES={limit}"
+                )
+                await dead_letter(event, reason)
+                continue
             try:
                 domain_event = decode(event.value, DomainEvent)
             except DecodeError as exc:
@@ -136,7 +144,11 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
                 continue
             webhook_id = command.webhook_id
             change = apply_command(
-                directory.get(webhook_id), command, now_ms(), directory.revision(webhook_id)
+                directory.get(webhook_id),
+                command,
+                now_ms(),
+                directory.revision(webhook_id),
+                secret_grace_ms=settings.security.secret_grace_s * 1000,
             )
             if change is None:
                 continue

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import secrets
 import time
 import uuid
 from enum import StrEnum
@@ -22,6 +25,9 @@ RESERVED_HEADER_PREFIXES = ("webhook-", "x-hookstream-")
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 _NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+#: Standard Webhooks spelling of a signing secret.
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 
 #: Namespace of delivery ids: uuid5(event id, webhook id) is the same whenever it is recomputed.
 DELIVERY_NAMESPACE = uuid.UUID("6f1d1f0e-6a55-4b53-9d53-3d0c7f6b2a11")
@@ -194,6 +200,19 @@ class WebhookConfig(_Record):
     created_at: int = Field(default_factory=now_ms)
     modified_at: int = Field(default_factory=now_ms)
     revision: int = 0
+    secret: SecretStr | None = Field(
+        default=None, description="Signing secret, whsec_ + base64 of 24 to 64 random bytes."
+    )
+    previous_secret: SecretStr | None = None
+    previous_secret_expires_at: int | None = None
+    esri_signature: bool = False
+
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing_key(value.get_secret_value())
+        return value
 
     @field_validator("payload_url")
     @classmethod
@@ -218,6 +237,24 @@ class WebhookConfig(_Record):
         except TriggerError as exc:
             raise ValueError(str(exc)) from exc
         return self
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64 of 24 to 64 bytes)."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"a signing secret starts with {SECRET_PREFIX!r} (use generate_secret())")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a signing secret is whsec_ followed by base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("a signing secret holds 24 to 64 bytes of key")
+    return key
+
+
+def generate_secret() -> str:
+    """A new random signing secret in the Standard Webhooks format."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 class WebhookCommand(_Record):

@@ -43,7 +43,11 @@ def _state_status(
 
 
 def apply_command(
-    current: WebhookConfig | None, command: WebhookCommand, now: int, last_revision: int
+    current: WebhookConfig | None,
+    command: WebhookCommand,
+    now: int,
+    last_revision: int,
+    secret_grace_ms: int = DAY_MS,
 ) -> Change | None:
     """The change a command makes to the current config, or None when it changes nothing.
 
@@ -63,6 +67,7 @@ def apply_command(
         # An edit keeps the webhook's state: only activate/deactivate change it.
         edited = incoming.model_copy(
             update={
+                **_rotation(current, incoming, now, secret_grace_ms),
                 "active": current.active,
                 "deactivated_reason": current.deactivated_reason,
                 "deactivated_at": current.deactivated_at,
@@ -100,6 +105,20 @@ def apply_command(
             status=_state_status(current, Outcome.DEACTIVATED, reason, now),
         )
     return _record_failure(current, command, now, revision)
+
+
+def _rotation(
+    current: WebhookConfig, incoming: WebhookConfig, now: int, grace_ms: int
+) -> dict[str, object]:
+    """A new secret keeps the old one signing for the grace period, so receivers can rotate."""
+    old = current.secret.get_secret_value() if current.secret else None
+    new = incoming.secret.get_secret_value() if incoming.secret else None
+    if old is None or old == new:
+        return {
+            "previous_secret": current.previous_secret,
+            "previous_secret_expires_at": current.previous_secret_expires_at,
+        }
+    return {"previous_secret": current.secret, "previous_secret_expires_at": now + grace_ms}
 
 
 def _deactivated(current: WebhookConfig, reason: str, now: int, revision: int) -> WebhookConfig:

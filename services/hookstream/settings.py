@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import tempfile
 from functools import lru_cache
@@ -119,6 +120,51 @@ class MatcherSettings(BaseModel):
     )
 
 
+class SecuritySettings(BaseModel):
+    """What protects the operator's network and the users' credentials."""
+
+    allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Networks payload URLs may reach although private, loopback or link-local "
+        "(comma-separated CIDRs, e.g. 10.20.0.0/16). Empty allows public addresses only.",
+    )
+    secrets_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys encrypting webhook secrets in Kafka, newest first "
+        "(comma-separated; older keys still decrypt during a rotation). Unset: a development "
+        "key in the local home.",
+    )
+    secret_grace_s: int = Field(
+        default=24 * 3600,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="How long a replaced signing secret still signs, beside the new one.",
+    )
+    max_event_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=10 * 1024 * 1024,
+        description="Largest event record accepted; larger ones are dead-lettered.",
+    )
+
+    @field_validator("allow_networks", "secrets_keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a network in CIDR notation") from exc
+        return value
+
+
 class AdminSettings(BaseModel):
     """The admin REST API (``hookstream admin``) and the CLI commands that talk to it."""
 
@@ -197,6 +243,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     matcher: MatcherSettings = MatcherSettings()
     admin: AdminSettings = AdminSettings()
+    security: SecuritySettings = SecuritySettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."

@@ -20,7 +20,7 @@ def test_readme_settings_table_is_generated_from_the_settings_model() -> None:
     ).stdout
     readme = (ROOT / "README.md").read_text()
     missing = [line for line in table.splitlines() if line not in readme]
-    assert missing == [], "README.md is out of date; paste `python scripts/settings_table.py`"
+    assert missing == [], "README.md is out of date; run `python scripts/settings_table.py --write`"
 
 
 def test_every_device_event_mapping_is_documented() -> None:

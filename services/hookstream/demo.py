@@ -171,15 +171,20 @@ def run_demo(settings: Settings, once: bool = False) -> int:
     env = {
         **os.environ,
         "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        # The demo receiver is plain HTTP on 127.0.0.1; production payload URLs must be https.
+        # The demo receiver is plain HTTP on 127.0.0.1, which production refuses twice: payload
+        # URLs must be https, and the SSRF guard blocks loopback unless its network is allowed.
         "HOOKSTREAM_DELIVERY__ALLOW_PLAIN_HTTP": "true",
+        "HOOKSTREAM_SECURITY__ALLOW_NETWORKS": "127.0.0.1/32",
         "HOOKSTREAM_DELIVERY__RETRY_INTERVAL_S": "2",
         "HOOKSTREAM_DELIVERY__MAX_ATTEMPTS": "2",
     }
     logs = settings.local_kafka.home / "demo"
     logs.mkdir(parents=True, exist_ok=True)
     services = [_service(name, env, str(logs / f"{name}.log")) for name in ("matcher", "sender")]
-    print(f"matcher and sender started (logs in {logs}); plain HTTP allowed for the demo receiver")
+    print(
+        f"matcher and sender started (logs in {logs}); for the demo receiver only, plain HTTP "
+        f"and 127.0.0.1 are allowed"
+    )
     try:
         return _exercise(bootstrap, settings, base_url, once)
     except KeyboardInterrupt:

@@ -1,0 +1,115 @@
+"""The SSRF guard refuses every class of internal address unless its network is allowed."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+
+import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hookstream.ssrf import AddressPolicy, BlockedAddressError, GuardedResolver, blocked_reason
+
+BLOCKED = {
+    "127.0.0.1": "loopback",
+    "127.8.9.10": "loopback",
+    "::1": "loopback",
+    "10.1.2.3": "private",
+    "172.16.0.1": "private",
+    "192.168.1.1": "private",
+    "fd12:3456::1": "private",
+    "169.254.169.254": "cloud metadata",
+    "169.254.10.10": "link-local",
+    "fe80::1": "link-local",
+    "100.64.0.1": "carrier-grade NAT",
+    "224.0.0.1": "multicast",
+    "ff02::1": "multicast",
+    "0.0.0.0": "unspecified",
+    "::": "unspecified",
+    "::ffff:127.0.0.1": "loopback",
+    "::ffff:10.0.0.1": "private",
+    "fd00:ec2::254": "private",
+}
+
+
+@pytest.mark.parametrize(("address", "reason"), BLOCKED.items())
+def test_blocked_classes(address: str, reason: str) -> None:
+    assert blocked_reason(ipaddress.ip_address(address)) == reason
+    with pytest.raises(BlockedAddressError, match="HOOKSTREAM_SECURITY__ALLOW_NETWORKS"):
+        AddressPolicy().check(address, ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "8.8.8.8"]
+)
+def test_public_addresses_pass(address: str) -> None:
+    AddressPolicy().check(address, ipaddress.ip_address(address))
+
+
+def test_allow_list_opens_exactly_its_network() -> None:
+    policy = AddressPolicy(["127.0.0.1/32", "10.20.0.0/16"])
+    policy.check("x", ipaddress.ip_address("127.0.0.1"))
+    policy.check("x", ipaddress.ip_address("::ffff:127.0.0.1"))
+    policy.check("x", ipaddress.ip_address("10.20.3.4"))
+    with pytest.raises(BlockedAddressError):
+        policy.check("x", ipaddress.ip_address("127.0.0.2"))
+    with pytest.raises(BlockedAddressError):
+        policy.check("x", ipaddress.ip_address("10.21.0.1"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/h",
+        "https://[::1]:8443/h",
+        "http://169.254.169.254/latest",
+        "https://localhost/h",
+        "https://api.localhost/h",
+    ],
+)
+def test_literal_and_localhost_urls_are_refused_before_any_connection(url: str) -> None:
+    with pytest.raises(BlockedAddressError):
+        AddressPolicy().check_url(url)
+
+
+class _FakeResolver(AbstractResolver):
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=a, port=port, family=family, proto=0, flags=0)
+            for a in self.answers
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def test_resolver_refuses_a_name_that_resolves_to_a_private_address() -> None:
+    resolver = GuardedResolver(AddressPolicy(), _FakeResolver(["93.184.215.14", "10.0.0.5"]))
+    with pytest.raises(BlockedAddressError, match="rebind.example resolves to 10.0.0.5"):
+        asyncio.run(resolver.resolve("rebind.example", 443))
+
+
+def test_resolver_returns_the_checked_addresses() -> None:
+    resolver = GuardedResolver(AddressPolicy(), _FakeResolver(["93.184.215.14"]))
+    [result] = asyncio.run(resolver.resolve("public.example", 443))
+    assert result["host"] == "93.184.215.14"
+
+
+@given(st.ip_addresses())
+def test_every_address_is_either_public_or_blocked_with_a_reason(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    reason = blocked_reason(address)
+    if reason is None:
+        AddressPolicy().check("h", address)
+    else:
+        with pytest.raises(BlockedAddressError):
+            AddressPolicy().check("h", address)

@@ -183,7 +183,7 @@ def unique_settings(bootstrap: str, **delivery: Any) -> Settings:
     """Settings with topic names and an app id no other test uses."""
     tag = uuid.uuid4().hex[:10]
     prefix = f"t{tag}"
-    return Settings(
+    settings = Settings(
         kafka_bootstrap=bootstrap,
         app_id=f"hs-{tag}",
         group_session_timeout_s=6.0,
@@ -195,12 +195,18 @@ def unique_settings(bootstrap: str, **delivery: Any) -> Settings:
             "retries": f"{prefix}.retries",
             "status": f"{prefix}.status",
             "deadletter": f"{prefix}.deadletter",
+            "settings": f"{prefix}.settings",
             "partitions": 3,
         },
         delivery={"allow_plain_http": True, **delivery},
         # The test receivers listen on 127.0.0.1, which the SSRF guard refuses unless allowed.
         security={"allow_networks": ["127.0.0.1/32"], "secrets_keys": [TEST_SECRETS_KEY]},
+        # Several pipelines run at once: each service's ops endpoints take a free port.
+        ops={"matcher_port": 0, "sender_port": 0},
     )
+    shared = [name for name in settings.topics.all_names() if not name.startswith(prefix)]
+    assert not shared, f"unique_settings must give every topic a unique name: {shared}"
+    return settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -214,6 +220,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env[f"HOOKSTREAM_TOPICS__{name.upper()}"] = (
             ",".join(value) if isinstance(value, list) else str(value)
         )
+    env["HOOKSTREAM_OPS__MATCHER_PORT"] = str(settings.ops.matcher_port)
+    env["HOOKSTREAM_OPS__SENDER_PORT"] = str(settings.ops.sender_port)
+    env["HOOKSTREAM_LOG_FORMAT"] = settings.log_format
     env["HOOKSTREAM_SECURITY__ALLOW_NETWORKS"] = ",".join(settings.security.allow_networks)
     env["HOOKSTREAM_SECURITY__SECRETS_KEYS"] = ",".join(
         key.get_secret_value() for key in settings.security.secrets_keys
@@ -275,7 +284,7 @@ class Pipeline:
 
     def start_matcher(self) -> ServiceProcess:
         self.matcher = ServiceProcess("matcher", self.settings, self.log_dir)
-        self.matcher.wait_for_log("Worker]: Ready")
+        self.matcher.wait_for_log("webhook directory caught up")
         return self.matcher
 
     def start_sender(self) -> ServiceProcess:

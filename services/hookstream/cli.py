@@ -13,22 +13,12 @@ from collections.abc import Callable, Sequence
 from hookstream import __version__
 from hookstream.errors import BrokerAlreadyRunningError, HookstreamError
 from hookstream.formatting import format_status
+from hookstream.logs import configure_logging
 from hookstream.settings import Settings, get_settings
 
 log = logging.getLogger("hookstream")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-def configure_logging(level: str) -> None:
-    """One log format for every service; kafka clients are kept at WARNING."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("kafka", "aiokafka"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
@@ -228,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"hookstream: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     handler: Handler = args.handler
     try:
         return handler(args, settings)

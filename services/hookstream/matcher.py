@@ -21,7 +21,16 @@ from hookstream.codec import decode, encode
 from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
 from hookstream.kafkaio import dead_letter_bytes
-from hookstream.models import DeliveryJob, DomainEvent, WebhookCommand, delivery_id_for, now_ms
+from hookstream.metrics import DEACTIVATIONS, DEAD_LETTERS, EVENTS_CONSUMED, JOBS_PRODUCED
+from hookstream.models import (
+    DeliveryJob,
+    DomainEvent,
+    Outcome,
+    WebhookCommand,
+    delivery_id_for,
+    now_ms,
+)
+from hookstream.ops import OpsServer
 from hookstream.registry import apply_command
 from hookstream.settings import Settings
 
@@ -74,21 +83,26 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         directory, bootstrap, topics.webhooks, f"{settings.app_id}-matcher-directory"
     )
 
+    ops = OpsServer(settings.ops.host, settings.ops.matcher_port, ready=feed.ready.is_set)
+
     @app.service
     class DirectoryService(mode.Service):
-        """Runs the config feed for the worker's lifetime."""
+        """Runs the config feed and the ops endpoints for the worker's lifetime."""
 
         async def on_start(self) -> None:
+            await ops.start()
             await feed.start()
 
         async def on_stop(self) -> None:
             await feed.stop()
+            await ops.stop()
 
     async def dead_letter(event: faust.EventT[bytes], reason: str) -> None:
         message = event.message
         log.error(
             "dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
         )
+        DEAD_LETTERS.labels(SERVICE).inc()
         value = dead_letter_bytes(
             message.topic,
             message.partition,
@@ -105,6 +119,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         await feed.wait_ready(settings.matcher.ready_timeout_s)
         limit = settings.security.max_event_bytes
         async for event in stream.events():
+            EVENTS_CONSUMED.inc()
             size = len(event.value or b"")
             if size > limit:
                 reason = (
@@ -132,6 +147,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
                     triggered_at=triggered_at,
                 )
                 await deliveries_topic.send(key=webhook_id.encode(), value=encode(job))
+                JOBS_PRODUCED.inc()
 
     @app.agent(commands_topic, concurrency=1)
     async def apply_commands(stream: faust.StreamT[bytes]) -> None:
@@ -172,6 +188,8 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
                 )
             if change.status is not None:
                 await status_topic.send(key=key, value=encode(change.status))
+                if change.status.outcome is Outcome.DEACTIVATED:
+                    DEACTIVATIONS.inc()
 
     return app
 
@@ -179,5 +197,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
 def run_matcher(settings: Settings, bootstrap: str) -> None:
     """Run the matcher worker until a signal stops it."""
     app = create_app(settings, bootstrap)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = faust.Worker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False
+    )
     worker.execute_from_commandline()

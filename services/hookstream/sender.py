@@ -29,6 +29,15 @@ from hookstream.delivery import AttemptResult, Verdict, VerdictKind, judge, post
 from hookstream.directory import DirectoryFeed, WebhookDirectory, family_of
 from hookstream.errors import DecodeError
 from hookstream.kafkaio import dead_letter_bytes, make_consumer, make_producer
+from hookstream.metrics import (
+    ATTEMPT_SECONDS,
+    DEAD_LETTERS,
+    DELIVERIES_FINAL,
+    DELIVERY_ATTEMPTS,
+    IN_FLIGHT,
+    RETRIES_SCHEDULED,
+    SCHEDULED,
+)
 from hookstream.models import (
     CommandKind,
     DeliveryJob,
@@ -39,6 +48,7 @@ from hookstream.models import (
     now_ms,
 )
 from hookstream.offsets import OffsetTracker
+from hookstream.ops import OpsServer
 from hookstream.payloads import build_payload
 from hookstream.policy import PolicyFeed
 from hookstream.settings import Settings
@@ -128,6 +138,7 @@ class Sender:
         try:
             job = decode(record.value, DeliveryJob)
         except DecodeError as exc:
+            DEAD_LETTERS.labels(SERVICE).inc()
             log.error(
                 "dead-lettering undecodable job at %s[%d]@%d: %s",
                 tp.topic,
@@ -152,6 +163,7 @@ class Sender:
             self._spawn(self._attempt(tp, record.offset, job))
 
     def _start_due(self) -> None:
+        SCHEDULED.set(len(self._schedule))
         now = now_ms()
         while self._schedule and self._schedule[0].due_at <= now:
             item = heapq.heappop(self._schedule)
@@ -178,7 +190,11 @@ class Sender:
 
     async def _attempt(self, tp: TopicPartition, offset: int, job: DeliveryJob) -> None:
         async with self._slots:
-            outputs = await self.deliver(job)
+            IN_FLIGHT.inc()
+            try:
+                outputs = await self.deliver(job)
+            finally:
+                IN_FLIGHT.dec()
         await self._outputs_then_done(tp, offset, outputs)
 
     async def _outputs_then_done(
@@ -221,8 +237,14 @@ class Sender:
         if config is None or not config.active:
             reason = "the webhook was deleted" if config is None else "the webhook is deactivated"
             log.info(
-                "skipping delivery %s to webhook %s: %s", job.delivery_id, job.webhook_id, reason
+                "skipping delivery %s to webhook %s: %s",
+                job.delivery_id,
+                job.webhook_id,
+                reason,
+                extra={"delivery_id": job.delivery_id, "webhook_id": job.webhook_id},
             )
+            DELIVERY_ATTEMPTS.labels("skipped").inc()
+            DELIVERIES_FINAL.labels("skipped").inc()
             status = DeliveryStatus(
                 **base,
                 webhook_name=config.name if config else "",
@@ -302,7 +324,19 @@ class Sender:
             job.attempt,
             verdict.kind,
             f" ({verdict.reason})" if verdict.reason else "",
+            extra={
+                "delivery_id": job.delivery_id,
+                "webhook_id": job.webhook_id,
+                "attempt": job.attempt,
+            },
         )
+        outcome = "delivered" if delivered else "failed"
+        DELIVERY_ATTEMPTS.labels(outcome).inc()
+        ATTEMPT_SECONDS.observe(result.duration_ms / 1000)
+        if verdict.kind is VerdictKind.RETRY:
+            RETRIES_SCHEDULED.inc()
+        else:
+            DELIVERIES_FINAL.labels(outcome).inc()
         outputs: list[tuple[str, bytes | None, bytes]] = [(topics.status, key, encode(status))]
         if verdict.kind is VerdictKind.RETRY and verdict.retry_at is not None:
             retry = job.model_copy(update={"attempt": job.attempt + 1, "due_at": verdict.retry_at})
@@ -365,7 +399,15 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
     policy = PolicyFeed(
         settings.delivery, bootstrap, settings.topics.settings, f"{client_id}-policy"
     )
+    started = asyncio.Event()
+    ops = OpsServer(
+        settings.ops.host,
+        settings.ops.sender_port,
+        ready=lambda: feed.ready.is_set() and policy.ready.is_set() and started.is_set(),
+    )
     async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(ops.stop)
+        await ops.start()
         stack.push_async_callback(feed.stop)
         await feed.start()
         stack.push_async_callback(policy.stop)
@@ -386,6 +428,7 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
         sender = Sender(settings, consumer, producer, http, directory, policy)
         sender.subscribe()
         await consumer.start()
+        started.set()
         yield sender
 
 

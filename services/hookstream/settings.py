@@ -120,6 +120,16 @@ class MatcherSettings(BaseModel):
     )
 
 
+class OpsSettings(BaseModel):
+    """Where each service serves /metrics, /healthz and /readyz."""
+
+    host: str = Field(
+        default="127.0.0.1", description="Address of the ops endpoints (0.0.0.0 in containers)."
+    )
+    matcher_port: int = Field(default=9101, ge=0, le=65535, description="Matcher's ops port.")
+    sender_port: int = Field(default=9102, ge=0, le=65535, description="Sender's ops port.")
+
+
 class SecuritySettings(BaseModel):
     """What protects the operator's network and the users' credentials."""
 
@@ -244,9 +254,13 @@ class Settings(BaseSettings):
     matcher: MatcherSettings = MatcherSettings()
     admin: AdminSettings = AdminSettings()
     security: SecuritySettings = SecuritySettings()
+    ops: OpsSettings = OpsSettings()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
+    )
+    log_format: str = Field(
+        default="json", pattern=r"^(json|text)$", description="json: one object per line."
     )
 
     def masked(self) -> dict[str, Any]:

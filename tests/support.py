@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,9 +18,10 @@ from typing import Any
 from cryptography.fernet import Fernet
 from kafka import KafkaConsumer
 
+from hookstream.client import HookstreamClient
 from hookstream.codec import decode
 from hookstream.errors import DecodeError
-from hookstream.models import DeadLetter, DeliveryStatus
+from hookstream.models import DeadLetter, DeliveryStatus, DomainEvent, WebhookConfig, now_ms
 from hookstream.settings import Settings
 
 
@@ -298,6 +299,24 @@ class Pipeline:
                 service.stop()
 
 
-def iter_unique(values: Iterator[str]) -> list[str]:
-    """The distinct values in first-seen order."""
-    return list(dict.fromkeys(values))
+def register_and_wait(client: HookstreamClient, *configs: WebhookConfig) -> None:
+    """Register webhooks and wait until the registry has written them all."""
+    for config in configs:
+        client.register_webhook(config)
+    client.wait_for_webhooks({config.webhook_id for config in configs}, timeout_s=30)
+
+
+def make_event(
+    source: str, operation: str, resource_id: str | None = None, **properties: Any
+) -> DomainEvent:
+    """A domain event happening now, by alice."""
+    return DomainEvent(
+        event_id=str(uuid.uuid4()),
+        source=source,
+        operation=operation,
+        resource_id=resource_id,
+        actor_username="alice",
+        actor_user_id="u-1",
+        occurred_at=now_ms(),
+        properties=dict(properties),
+    )

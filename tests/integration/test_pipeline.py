@@ -25,7 +25,6 @@ from hookstream.models import (
     WebhookCommand,
     WebhookConfig,
     delivery_id_for,
-    now_ms,
 )
 from hookstream.settings import Settings
 from hookstream.topics import create_topics
@@ -35,6 +34,8 @@ from support import (
     Receiver,
     StatusReader,
     TopicReader,
+    make_event,
+    register_and_wait,
     unique_settings,
     wait_until,
 )
@@ -71,27 +72,6 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _register(client: HookstreamClient, *configs: WebhookConfig) -> None:
-    for config in configs:
-        client.register_webhook(config)
-    client.wait_for_webhooks({config.webhook_id for config in configs}, timeout_s=30)
-
-
-def _event(
-    source: str, operation: str, resource_id: str | None = None, **properties: object
-) -> DomainEvent:
-    return DomainEvent(
-        event_id=str(uuid.uuid4()),
-        source=source,
-        operation=operation,
-        resource_id=resource_id,
-        actor_username="alice",
-        actor_user_id="u-1",
-        occurred_at=now_ms(),
-        properties=dict(properties),
-    )
-
-
 def _final(
     statuses: StatusReader, webhook_id: str, count: int = 1, timeout_s: float = 30
 ) -> list[DeliveryStatus]:
@@ -123,11 +103,11 @@ def test_portal_json_basic_auth_specific_and_wildcard_triggers(shared, receiver:
         payload_url=receiver.url("/groups"),
         triggers=["/groups"],
     )
-    _register(client, specific, everything, groups)
+    register_and_wait(client, specific, everything, groups)
 
-    update = _event("items", "update", item, title="New title")
-    other_item = _event("items", "update", "another-item")
-    share = _event("items", "share", item)
+    update = make_event("items", "update", item, title="New title")
+    other_item = make_event("items", "update", "another-item")
+    share = make_event("items", "share", item)
     for event in (update, other_item, share):
         client.publish_event(event)
 
@@ -183,7 +163,7 @@ def test_device_xml_header_auth_and_smart_group_filter(shared, receiver: Receive
         triggers=["SmartGroupComputerMembershipChange"],
         smart_group_id="12",
     )
-    _register(client, computers, smart_group)
+    register_and_wait(client, computers, smart_group)
     added = DomainEvent.for_device_event(
         "ComputerAdded", {"deviceName": "mac-1", "serialNumber": "S1", "jssID": 42}
     )
@@ -252,12 +232,12 @@ def test_failing_and_timing_out_webhooks_retry_without_delaying_a_healthy_one(
         payload_url=receiver.url("/healthy"),
         triggers=["/groups/update"],
     )
-    _register(client, broken, slow, healthy)
-    client.publish_event(_event("groups", "invite", resource))
+    register_and_wait(client, broken, slow, healthy)
+    client.publish_event(make_event("groups", "invite", resource))
     wait_until(
         lambda: receiver.on("/broken") and receiver.on("/slow"), 30, "the first failing attempts"
     )
-    healthy_events = [_event("groups", "update", f"h{n}") for n in range(5)]
+    healthy_events = [make_event("groups", "update", f"h{n}") for n in range(5)]
     for event in healthy_events:
         client.publish_event(event)
 
@@ -295,8 +275,8 @@ def test_deactivation_exactly_when_policy_is_met(shared, receiver: Receiver) -> 
         triggers=[f"/users/{user}"],
         deactivation_policy=DeactivationPolicy(number_of_failures=2, days_in_past=1),
     )
-    _register(client, failing)
-    client.publish_event(_event("users", "signin", user))
+    register_and_wait(client, failing)
+    client.publish_event(make_event("users", "signin", user))
     _final(statuses, failing.webhook_id, count=1, timeout_s=60)
     config = wait_until(
         lambda: c if (c := client.latest_webhooks()[failing.webhook_id]).recent_failures else None,
@@ -306,7 +286,7 @@ def test_deactivation_exactly_when_policy_is_met(shared, receiver: Receiver) -> 
     assert config.active
     assert len(config.recent_failures) == 1
 
-    client.publish_event(_event("users", "signout", user))
+    client.publish_event(make_event("users", "signout", user))
     records = wait_until(
         lambda: [s for s in statuses.of(failing.webhook_id) if s.outcome is Outcome.DEACTIVATED],
         60,
@@ -331,9 +311,9 @@ def test_deactivation_exactly_when_policy_is_met(shared, receiver: Receiver) -> 
         payload_url=receiver.url("/sentinel"),
         triggers=[f"/users/{user}"],
     )
-    _register(client, sentinel)
+    register_and_wait(client, sentinel)
     requests_before = len(receiver.on("/policy"))
-    client.publish_event(_event("users", "update", user))
+    client.publish_event(make_event("users", "update", user))
     wait_until(lambda: receiver.on("/sentinel"), 30, "the sentinel delivery")
     assert len(receiver.on("/policy")) == requests_before
 
@@ -353,12 +333,12 @@ def test_deleted_webhook_is_no_longer_delivered(shared, receiver: Receiver) -> N
         payload_url=receiver.url("/sentinel"),
         triggers=["/roles"],
     )
-    _register(client, doomed, sentinel)
-    client.publish_event(_event("roles", "add", role))
+    register_and_wait(client, doomed, sentinel)
+    client.publish_event(make_event("roles", "add", role))
     wait_until(lambda: receiver.on("/doomed"), 30, "the delivery before deletion")
     client.delete_webhook(doomed.webhook_id)
     wait_until(lambda: doomed.webhook_id not in client.latest_webhooks(), 30, "the tombstone")
-    client.publish_event(_event("roles", "add", role + "b"))
+    client.publish_event(make_event("roles", "add", role + "b"))
     wait_until(lambda: len(receiver.on("/sentinel")) >= 2, 30, "the sentinel's second delivery")
     assert len(receiver.on("/doomed")) == 1
 
@@ -375,7 +355,7 @@ def test_undecodable_events_are_dead_lettered_and_the_pipeline_goes_on(
         payload_url=receiver.url("/after-garbage"),
         triggers=[f"/items/{resource}"],
     )
-    _register(client, webhook)
+    register_and_wait(client, webhook)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     topic = settings.topics.events[0]
     producer.send(topic, key=resource.encode(), value=b"not avro at all").get(timeout=30)
@@ -383,7 +363,7 @@ def test_undecodable_events_are_dead_lettered_and_the_pipeline_goes_on(
         timeout=30
     )  # wrong schema
     producer.close()
-    client.publish_event(_event("items", "update", resource))
+    client.publish_event(make_event("items", "update", resource))
     dead = TopicReader(kafka_bootstrap, settings.topics.deadletter, DeadLetter)
 
     def two_letters() -> list[DeadLetter] | None:
@@ -412,7 +392,7 @@ def test_deactivation_never_undoes_a_concurrent_edit(shared) -> None:  # type: i
         triggers=["/items"],
         deactivation_policy=DeactivationPolicy(number_of_failures=1),
     )
-    _register(client, original)
+    register_and_wait(client, original)
     renamed = original.model_copy(update={"name": "Renamed"})
     # The failure that meets the policy and an edit arrive back to back.
     client.command(

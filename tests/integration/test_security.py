@@ -18,12 +18,10 @@ from hookstream.codec import encode
 from hookstream.models import (
     DeactivationPolicy,
     DeadLetter,
-    DomainEvent,
     Outcome,
     WebhookAuth,
     WebhookConfig,
     generate_secret,
-    now_ms,
 )
 from hookstream.settings import SecuritySettings, Settings
 from hookstream.topics import create_topics
@@ -33,6 +31,8 @@ from support import (
     Receiver,
     StatusReader,
     TopicReader,
+    make_event,
+    register_and_wait,
     unique_settings,
     wait_until,
 )
@@ -60,22 +60,6 @@ def secured(
         client.close()
 
 
-def _event(source: str, operation: str, resource_id: str) -> DomainEvent:
-    return DomainEvent(
-        event_id=str(uuid.uuid4()),
-        source=source,
-        operation=operation,
-        resource_id=resource_id,
-        occurred_at=now_ms(),
-    )
-
-
-def _register(client: HookstreamClient, *configs: WebhookConfig) -> None:
-    for config in configs:
-        client.register_webhook(config)
-    client.wait_for_webhooks({config.webhook_id for config in configs}, timeout_s=30)
-
-
 def test_deliveries_are_signed_and_rotation_sends_both_signatures(
     secured, receiver: Receiver
 ) -> None:  # type: ignore[no-untyped-def]
@@ -90,8 +74,8 @@ def test_deliveries_are_signed_and_rotation_sends_both_signatures(
         secret=SecretStr(first),
         esri_signature=True,
     )
-    _register(client, webhook)
-    client.publish_event(_event("items", "update", resource))
+    register_and_wait(client, webhook)
+    client.publish_event(make_event("items", "update", resource))
     [request] = wait_until(lambda: receiver.on("/signed"), 30, "the signed delivery")
     Webhook(first).verify(request.body, request.headers)
     assert request.headers["x-esrihook-signature"].startswith("sha256=")
@@ -102,7 +86,7 @@ def test_deliveries_are_signed_and_rotation_sends_both_signatures(
         30,
         "the rotation",
     )
-    client.publish_event(_event("items", "share", resource))
+    client.publish_event(make_event("items", "share", resource))
     rotated = wait_until(lambda: receiver.on("/signed")[1:], 30, "the delivery after rotation")[0]
     assert len(rotated.headers["webhook-signature"].split(" ")) == 2
     Webhook(second).verify(rotated.body, rotated.headers)
@@ -121,8 +105,8 @@ def test_redirect_to_a_private_address_is_not_followed(secured, receiver: Receiv
         triggers=[f"/groups/{resource}"],
         deactivation_policy=DeactivationPolicy(number_of_failures=100),
     )
-    _register(client, webhook)
-    client.publish_event(_event("groups", "update", resource))
+    register_and_wait(client, webhook)
+    client.publish_event(make_event("groups", "update", resource))
     final = wait_until(
         lambda: [s for s in statuses.of(webhook.webhook_id) if s.final], 30, "the final attempt"
     )
@@ -143,8 +127,8 @@ def test_ten_thousand_garbled_records_are_dead_lettered_while_valid_events_flow(
         payload_url=receiver.url("/steady"),
         triggers=[f"/users/{resource}"],
     )
-    _register(client, webhook)
-    valid = encode(_event("users", "signin", resource))
+    register_and_wait(client, webhook)
+    valid = encode(make_event("users", "signin", resource))
     rng = random.Random(1234)
     garbage: list[bytes] = []
     for n in range(10_000):
@@ -166,7 +150,7 @@ def test_ten_thousand_garbled_records_are_dead_lettered_while_valid_events_flow(
     for n, value in enumerate(garbage):
         producer.send(topic, key=marker, value=value)
         if n % 1000 == 0:
-            event = _event("users", "signin", resource)
+            event = make_event("users", "signin", resource)
             valid_events.append(event)
             producer.send(topic, key=resource.encode(), value=encode(event))
     producer.flush(timeout=60)
@@ -228,8 +212,8 @@ def test_a_name_resolving_to_loopback_is_refused_when_loopback_is_not_allowed(
             )
             for name, url in urls.items()
         ]
-        _register(client, *webhooks)
-        client.publish_event(_event("roles", "add", "r1"))
+        register_and_wait(client, *webhooks)
+        client.publish_event(make_event("roles", "add", "r1"))
         for webhook in webhooks:
             [status] = wait_until(
                 lambda w=webhook: [s for s in statuses.of(w.webhook_id) if s.final],
@@ -277,8 +261,8 @@ def test_no_secret_in_kafka_logs_or_status_after_a_full_run(
         triggers=[f"/items/{resource}"],
         auth=WebhookAuth(kind="header", headers={"X-Token": SecretStr(header_value)}),
     )
-    _register(client, basic, header)
-    client.publish_event(_event("items", "update", resource))
+    register_and_wait(client, basic, header)
+    client.publish_event(make_event("items", "update", resource))
     wait_until(
         lambda: (
             any(s.outcome is Outcome.DEACTIVATED for s in statuses.of(basic.webhook_id))

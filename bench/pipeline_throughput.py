@@ -155,7 +155,7 @@ async def _raw_baseline(url: str, requests: int, concurrency: int, body: bytes) 
         return requests / (time.perf_counter() - start)
 
 
-def run(events: int, webhooks: int, concurrency: int) -> dict[str, Any]:
+def run(events: int, webhooks: int, concurrency: int, rate: float) -> dict[str, Any]:
     os.environ.setdefault("HOOKSTREAM_SECURITY__SECRETS_KEYS", Fernet.generate_key().decode())
     from kafka import KafkaProducer
 
@@ -217,6 +217,10 @@ def run(events: int, webhooks: int, concurrency: int) -> dict[str, Any]:
             producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
             start = time.perf_counter()
             for n in range(events):
+                if rate > 0:  # pace the producer: latency at a sustainable rate, not of a backlog
+                    lag = start + n / rate - time.perf_counter()
+                    if lag > 0:
+                        time.sleep(lag)
                 event = DomainEvent(
                     event_id=f"{tag}-{n}",
                     source="items",
@@ -268,6 +272,7 @@ def run(events: int, webhooks: int, concurrency: int) -> dict[str, Any]:
         "events": events,
         "webhooks": webhooks,
         "concurrency": concurrency,
+        "rate": rate,
         "deliveries": expected,
         "produce_s": round(produced_s, 3),
         "deliveries_per_s": round(deliveries_per_s, 1),
@@ -295,8 +300,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--webhooks", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = as fast as possible")
     args = parser.parse_args()
-    result = run(args.events, args.webhooks, args.concurrency)
+    result = run(args.events, args.webhooks, args.concurrency, args.rate)
     latency = result["latency_ms"]
     print(
         f"{result['deliveries']} deliveries ({result['events']} events x {result['webhooks']} "

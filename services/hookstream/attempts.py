@@ -209,6 +209,16 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         )
         return aiohttp.ClientSession(connector=connector, trust_env=False)
 
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         transport=AiohttpTransport(client=session), follow_redirects=False, trust_env=False
     )
+    # A receiver's cookies must never ride along to the next delivery (nor cost time per answer).
+    client._cookies = _NoCookies()
+    return client
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing: deliveries are independent requests."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None

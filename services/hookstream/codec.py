@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-import avro.io
 import avro.name
 import avro.schema
+import fastavro
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from hookstream.errors import DecodeError, SchemaMismatchError
@@ -76,11 +76,19 @@ def parse_schemas(texts: dict[type[BaseModel], str]) -> dict[type[BaseModel], av
 
 @dataclass(frozen=True)
 class _Codec:
+    """One record type: its schema (the ``avro`` package: canonical form, fingerprint, the field
+    attributes), and the same schema compiled by fastavro, which does the byte work ~10x faster."""
+
     schema: avro.schema.Schema
     fingerprint: bytes
-    writer: avro.io.DatumWriter
-    #: Readers by writer fingerprint: the current schema and every earlier version in history.
-    readers: dict[bytes, avro.io.DatumReader]
+    compiled: Any
+    #: Writer schemas by fingerprint: the current one and every earlier version in history.
+    writers: dict[bytes, Any]
+
+
+def _compile(schema: avro.schema.Schema) -> Any:
+    definition = cast(dict[str, Any], schema.to_json())
+    return fastavro.parse_schema(definition, _write_hint=False)
 
 
 @lru_cache(maxsize=1)
@@ -91,16 +99,15 @@ def _codecs() -> dict[type[BaseModel], _Codec]:
     codecs: dict[type[BaseModel], _Codec] = {}
     for model, schema in parse_schemas(texts).items():
         fingerprint = schema.fingerprint()
-        readers = {fingerprint: avro.io.DatumReader(schema)}
-        codecs[model] = _Codec(schema, fingerprint, avro.io.DatumWriter(schema), readers)
+        compiled = _compile(schema)
+        codecs[model] = _Codec(schema, fingerprint, compiled, {fingerprint: compiled})
     for path in sorted(history_dir().glob("*.avsc")):
         model_name = path.stem.rsplit("-", 1)[0]
         historic = by_name.get(model_name)
         if historic is None:
             continue
         old = avro.schema.make_avsc_object(json.loads(path.read_text()), avro.name.Names())
-        codec = codecs[historic]
-        codec.readers.setdefault(old.fingerprint(), avro.io.DatumReader(old, codec.schema))
+        codecs[historic].writers.setdefault(old.fingerprint(), _compile(old))
     return codecs
 
 
@@ -198,10 +205,7 @@ def encode(record: BaseModel) -> bytes:
     buffer = io.BytesIO()
     buffer.write(MARKER)
     buffer.write(codec.fingerprint)
-    # pydantic has validated the record; the writer's own validation pass would double the cost.
-    codec.writer.write_data(
-        codec.schema, _to_avro(codec.schema, record), avro.io.BinaryEncoder(buffer)
-    )
+    fastavro.schemaless_writer(buffer, codec.compiled, _to_avro(codec.schema, record))
     return buffer.getvalue()
 
 
@@ -225,15 +229,18 @@ def decode(data: bytes | None, model: type[M]) -> M:
             f"fingerprint (got {data[:10].hex(' ') or 'no bytes'})"
         )
     written_with = data[2:_HEADER_SIZE]
-    reader = codec.readers.get(written_with)
-    if reader is None:
+    writer = codec.writers.get(written_with)
+    if writer is None:
         raise SchemaMismatchError(
             f"record was written with schema fingerprint {written_with.hex()}"
             f"{_name_of(written_with)}"
             f" but the reader expects {codec.fingerprint.hex()} ({model.__name__})"
         )
     try:
-        raw = reader.read(avro.io.BinaryDecoder(io.BytesIO(data[_HEADER_SIZE:])))
+        body = io.BytesIO(data[_HEADER_SIZE:])
+        raw = fastavro.schemaless_reader(body, writer, codec.compiled)
+        if body.tell() != len(data) - _HEADER_SIZE:
+            raise DecodeError(f"{len(data) - _HEADER_SIZE - body.tell()} bytes after the record")
         fields = _from_avro(codec.schema, raw)
     except DecodeError:
         raise

@@ -205,7 +205,12 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
 
     def session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            limit=limit, resolver=GuardedResolver(policy), ssl=ssl_context, ttl_dns_cache=10
+            limit=limit,
+            resolver=GuardedResolver(policy),
+            ssl=ssl_context,
+            ttl_dns_cache=10,
+            # Shorter than receivers' usual idle timeouts, so a POST rarely meets a dead connection.
+            keepalive_timeout=4,
         )
         return aiohttp.ClientSession(connector=connector, trust_env=False)
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+import aiohttp
 import httpx
 
 from hookstream import __version__
@@ -113,6 +114,8 @@ def request_headers(
     headers = {
         "Content-Type": payload.content_type,
         "User-Agent": USER_AGENT,
+        # Only the first bytes of an answer are kept; a compressed one could inflate unbounded.
+        "Accept-Encoding": "identity",
         "webhook-id": delivery_id,
         DELIVERY_HEADER: delivery_id,
         ATTEMPT_HEADER: str(attempt),
@@ -132,17 +135,29 @@ def request_headers(
     return headers
 
 
+_HTTPX_ERRORS: dict[type[Exception], str] = {
+    httpx.ConnectTimeout: "connect timeout",
+    httpx.ReadTimeout: "read timeout",
+    httpx.WriteTimeout: "write timeout",
+    httpx.PoolTimeout: "no free connection in time",
+    httpx.ConnectError: "connection failed",
+}
+
+
 def _describe(exc: Exception) -> str:
-    kinds: dict[type[Exception], str] = {
-        httpx.ConnectTimeout: "connect timeout",
-        httpx.ReadTimeout: "read timeout",
-        httpx.WriteTimeout: "write timeout",
-        httpx.PoolTimeout: "no free connection in time",
-        httpx.ConnectError: "connection failed",
-    }
-    kind = kinds.get(type(exc), type(exc).__name__)
-    detail = str(exc).strip()
-    return f"{kind}: {detail}" if detail else kind
+    """What went wrong, from the aiohttp error behind the httpx one when there is one: the
+    aiohttp transport reports a refused connection or a hang-up as ``ConnectTimeout``."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        kind = "the receiver closed the connection without answering"
+    elif isinstance(cause, aiohttp.ClientConnectorError):
+        kind = "connection failed"
+    elif isinstance(cause, aiohttp.ClientPayloadError):
+        kind = "the answer was cut off"
+    else:
+        kind = _HTTPX_ERRORS.get(type(exc), type(exc).__name__)
+    detail = str(cause or exc).strip()
+    return f"{kind}: {detail}" if detail and detail != kind else kind
 
 
 async def post(
@@ -162,7 +177,7 @@ async def post(
                 "POST", url, content=payload.body, headers=headers, timeout=timeout
             ) as response:
                 excerpt = bytearray()
-                async for chunk in response.aiter_bytes():
+                async for chunk in response.aiter_raw():
                     excerpt += chunk
                     if len(excerpt) >= excerpt_bytes:
                         break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import uuid
 from collections.abc import Iterator
 from xml.etree import ElementTree
@@ -423,3 +424,23 @@ def test_deactivation_never_undoes_a_concurrent_edit(shared) -> None:  # type: i
     )
     assert active.active
     assert active.recent_failures == []
+
+
+def test_a_receiver_that_is_down_is_reported_as_such(shared) -> None:  # type: ignore[no-untyped-def]
+    pipeline, client, statuses = shared
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound but not listening: connections are refused
+        resource = f"down{uuid.uuid4().hex[:6]}"
+        webhook = WebhookConfig(
+            webhook_id=_id("down"),
+            name="Down",
+            payload_url=f"http://127.0.0.1:{port}/hook",
+            triggers=[f"/items/{resource}"],
+            deactivation_policy=DeactivationPolicy(number_of_failures=100),
+        )
+        register_and_wait(client, webhook)
+        client.publish_event(make_event("items", "add", resource))
+        final = _final(statuses, webhook.webhook_id, timeout_s=60)
+    assert final[0].http_status is None
+    assert (final[0].error or "").startswith("connection failed")

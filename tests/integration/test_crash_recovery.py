@@ -1,17 +1,28 @@
-"""At least once: killing the sender or the matcher mid-batch loses no delivery."""
+"""Restarts and crashes: at least once delivery, state rebuilt from the topics."""
 
 from __future__ import annotations
 
+import json
 import signal
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
 
 from hookstream.client import HookstreamClient
-from hookstream.models import DomainEvent, WebhookConfig, delivery_id_for, now_ms
+from hookstream.codec import encode
+from hookstream.models import (
+    DeactivationPolicy,
+    DomainEvent,
+    WebhookConfig,
+    delivery_id_for,
+    now_ms,
+)
 from hookstream.settings import Settings
-from support import Behaviour, Pipeline, Receiver, wait_until
+from support import Behaviour, Pipeline, Receiver, make_event, register_and_wait, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -77,5 +88,96 @@ def test_killed_service_restarts_and_every_job_is_delivered(
         )
         assert _received_ids(receiver, "/crash") == wanted
     finally:
+        pipeline.stop()
+        client.close()
+
+
+def test_failure_count_survives_restarts_of_both_services(
+    make_settings,
+    receiver: Receiver,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The count lives in the compacted config topic, so no restart forgets a failure."""
+    settings: Settings = make_settings(max_attempts=1)
+    pipeline = Pipeline(settings, tmp_path)
+    client = HookstreamClient(settings.kafka_bootstrap or "", settings.topics)
+    try:
+        pipeline.start_matcher()
+        pipeline.start_sender()
+        webhook = WebhookConfig(
+            webhook_id=f"count-{uuid.uuid4().hex[:6]}",
+            name="Count",
+            payload_url=receiver.url("/count", Behaviour(status=500)),
+            triggers=["/groups"],
+            deactivation_policy=DeactivationPolicy(number_of_failures=2, days_in_past=1),
+        )
+        register_and_wait(client, webhook)
+        client.publish_event(make_event("groups", "update", "g1"))
+        wait_until(
+            lambda: len(client.latest_webhooks()[webhook.webhook_id].recent_failures) == 1,
+            30,
+            "the first failure to be counted",
+        )
+        pipeline.stop()
+        pipeline.start_matcher()
+        pipeline.start_sender()
+        assert client.latest_webhooks()[webhook.webhook_id].active
+        client.publish_event(make_event("groups", "update", "g2"))
+        deactivated = wait_until(
+            lambda: c if not (c := client.latest_webhooks()[webhook.webhook_id]).active else None,
+            30,
+            "the second failure, after the restarts, to deactivate the webhook",
+        )
+        assert len(deactivated.recent_failures) == 2
+    finally:
+        pipeline.stop()
+        client.close()
+
+
+def test_a_config_written_straight_to_the_topic_is_matched_within_a_second(
+    make_settings,
+    receiver: Receiver,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    settings: Settings = make_settings()
+    bootstrap = settings.kafka_bootstrap or ""
+    pipeline = Pipeline(settings, tmp_path)
+    client = HookstreamClient(bootstrap, settings.topics)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        pipeline.start_matcher()
+        pipeline.start_sender()
+        webhook = WebhookConfig(
+            webhook_id=f"direct-{uuid.uuid4().hex[:6]}",
+            name="Direct",
+            payload_url=receiver.url("/direct"),
+            triggers=["/users/signin"],
+        )
+        written_at = time.monotonic()
+        producer.send(
+            settings.topics.webhooks, key=webhook.webhook_id.encode(), value=encode(webhook)
+        ).get(30)
+        published: dict[str, float] = {}
+        for n in range(30):  # an event every 100 ms until one is delivered, at most 3 s
+            event = make_event("users", "signin", f"u{n}")
+            client.publish_event(event)
+            published[event.event_id] = time.monotonic() - written_at
+            if receiver.on("/direct"):
+                break
+            threading.Event().wait(0.1)
+        [first, *_] = wait_until(lambda: receiver.on("/direct"), 30, "a delivery")
+        first_event = json.loads(first.body)["events"][0]
+        matched = [e for e, at in published.items() if at <= 1.0]
+        assert matched, "no event was published within the first second"
+        # Some event published within a second of the write was delivered: the config was live.
+        delivered_ids = {delivery_id_for(event_id, webhook.webhook_id) for event_id in matched}
+        wait_until(
+            lambda: delivered_ids & {r.headers["webhook-id"] for r in receiver.on("/direct")},
+            30,
+            "a delivery of an event published within a second of the config",
+        )
+        assert first_event["operation"] == "signin"
+    finally:
+        producer.close()
         pipeline.stop()
         client.close()

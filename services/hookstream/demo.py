@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -148,8 +149,20 @@ def demo_events() -> list[DomainEvent]:
     ]
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end the demo through its clean-up, even when started in the
+    background (where a shell leaves SIGINT ignored)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_demo(settings: Settings, once: bool = False) -> int:
     """Run the demo; with ``once`` it stops after the sample deliveries instead of waiting."""
+    _stop_on_signals()
     broker = LocalBroker(settings.local_kafka)
     started_broker = False
     bootstrap = settings.kafka_bootstrap
@@ -188,7 +201,7 @@ def run_demo(settings: Settings, once: bool = False) -> int:
     try:
         return _exercise(bootstrap, settings, base_url, once)
     except KeyboardInterrupt:
-        print("\nstopping")
+        print("\nstopping everything the demo started", flush=True)
         return 0
     finally:
         for process in services:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from support import settings_env, unique_settings
+from support import settings_env, unique_settings, wait_until
 
 HOOKSTREAM = [sys.executable, "-m", "hookstream.cli"]
 
@@ -122,3 +125,45 @@ def test_publish_from_flags_and_tail_status(kafka_bootstrap: str) -> None:
     )
     assert tail.returncode == 0
     assert tail.stdout == ""  # nothing was delivered: no webhook exists on these topics
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids whose environment holds ``marker`` (the demo's children carry the test's app id)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.integration
+def test_demo_keeps_running_until_interrupted_and_then_stops_what_it_started(
+    kafka_bootstrap: str,
+) -> None:
+    settings = unique_settings(kafka_bootstrap)
+    env = settings_env(settings)
+    demo = subprocess.Popen(
+        [*HOOKSTREAM, "demo"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    lines: list[str] = []
+    try:
+        assert demo.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in demo.stdout:
+            lines.append(line)
+            if "deactivated" in line or time.monotonic() > deadline:
+                break
+        marker = f"HOOKSTREAM_APP_ID={settings.app_id}"
+        assert len(_processes_with(marker)) >= 3  # the demo, its matcher and its sender
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0
+    assert "stopping everything the demo started" in rest
+    assert any("deactivated" in line for line in lines)
+    wait_until(lambda: not _processes_with(marker), 30, "the demo's services to exit")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from hookstream import __version__
+from hookstream.admin_cli import add_admin_commands
 from hookstream.errors import BrokerAlreadyRunningError, HookstreamError
 from hookstream.formatting import format_status
 from hookstream.logs import configure_logging
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
     tail.set_defaults(handler=_status_tail)
+    add_admin_commands(commands)
     return parser
 
 

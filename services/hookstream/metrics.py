@@ -30,3 +30,8 @@ DEAD_LETTERS = Counter(
 )
 IN_FLIGHT = Gauge("hookstream_requests_in_flight", "HTTP requests the sender has in flight.")
 SCHEDULED = Gauge("hookstream_retries_waiting", "Retries held in memory until they are due.")
+ADMIN_REQUESTS = Counter(
+    "hookstream_admin_requests_total",
+    "Admin API requests by HTTP status code (401s are failed logins).",
+    ["status"],
+)

@@ -1,0 +1,116 @@
+"""The admin service's FastAPI app: one factory, one lifespan holding every I/O lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+
+from hookstream import __version__
+from hookstream.admin import deliveries, health, policy_routes, webhooks
+from hookstream.admin.auth import TokenCheck, require_token
+from hookstream.admin.problems import PROBLEM_JSON, install_problem_handlers
+from hookstream.admin.state import open_state
+from hookstream.admin.store import Clock
+from hookstream.metrics import ADMIN_REQUESTS
+from hookstream.models import now_ms
+from hookstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """\
+Manage hookstream's webhooks, its global delivery settings and the notification status.
+
+Every route under `/api/v1` needs `Authorization: Bearer <token>` with one of the tokens in
+`HOOKSTREAM_ADMIN__TOKENS`. Writes go to the webhook registry through Kafka; a write answers
+once the change is visible, or with 503 if the registry (run by the matcher) did not apply it
+within `HOOKSTREAM_ADMIN__WRITE_TIMEOUT_S`. Lists page the way the portal does: `start`
+(1-based) and `num` in, `total` and `next_start` (null on the last page) out. Times are epoch
+milliseconds. Secrets are write-only. Errors are RFC 9457 problem details.
+"""
+
+
+def create_app(settings: Settings, bootstrap: str, clock: Clock = now_ms) -> FastAPI:
+    """The admin app for these settings and this Kafka cluster; ``clock`` drives retention."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_state(settings, bootstrap, clock) as state:
+            app.state.admin = state
+            log.info("admin API started; views are catching up (see /readyz)")
+            yield
+        log.info("admin API stopped")
+
+    app = FastAPI(
+        title="hookstream admin API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.token_check = TokenCheck(settings.admin.tokens)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        ADMIN_REQUESTS.labels(status=str(response.status_code)).inc()
+        return response
+
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
+    api.include_router(webhooks.router)
+    api.include_router(deliveries.router)
+    api.include_router(policy_routes.router)
+    app.include_router(api)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with error answers under the media type they are sent with."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if code.startswith(("4", "5")) and "application/json" in content:
+                        schema = content["application/json"].get("schema", {})
+                        if schema.get("$ref", "").endswith("/Problem"):
+                            response["content"] = {PROBLEM_JSON: content["application/json"]}
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def run_admin(settings: Settings, bootstrap: str) -> int:
+    """Serve the admin API on ``settings.admin.host:port`` until SIGINT or SIGTERM."""
+    app = create_app(settings, bootstrap)
+    config = uvicorn.Config(
+        app,
+        host=settings.admin.host,
+        port=settings.admin.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    sock = config.bind_socket()
+    sock.listen(config.backlog)  # connections queue from now on, none is refused during start-up
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    log.info("admin API listening on http://%s:%d", shown, port)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1

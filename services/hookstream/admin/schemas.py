@@ -1,0 +1,330 @@
+"""The admin API's request and response models, kept apart from the Kafka records.
+
+Requests are checked by the rules of ``hookstream.models`` (a request becomes a ``WebhookConfig``
+or a ``DeliveryPolicy`` before anything is written), so every rule lives in one place. Responses
+never carry a secret: a password is ``has_password``, header authentication shows header names
+only, a signing secret is ``has_secret``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from hookstream.models import (
+    AuthKind,
+    DeactivationPolicy,
+    DomainEvent,
+    FailureMark,
+    Outcome,
+    PayloadFormat,
+    WebhookAuth,
+    WebhookConfig,
+)
+from hookstream.triggers import parse_triggers
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_triggers(value: list[str] | None) -> list[str] | None:
+    """The trigger rules of ``hookstream.triggers``, reported under the ``triggers`` field."""
+    if value:
+        parse_triggers(value)
+    return value
+
+
+class WebhookFields(_Request):
+    """What an administrator sets on a webhook; the rules are those of ``WebhookConfig``."""
+
+    name: str = Field(description="1 to 128 characters.")
+    payload_url: str = Field(
+        description="https:// URL the payloads are POSTed to (http:// only where the operator "
+        "allows it for development)."
+    )
+    triggers: list[str] = Field(
+        description="Portal trigger URIs (`/`, `/items`, `/items/update`, `/items/<id>/share`, "
+        "...) or device event names (`ComputerAdded`, ...), all of one family."
+    )
+    smart_group_id: str | None = Field(
+        default=None, description="Narrows smart-group device events to one smart group."
+    )
+    auth: WebhookAuth = Field(
+        default_factory=WebhookAuth,
+        description="none, basic (username, password) or header (header name to value). "
+        "Write-only: responses show `has_password` and header names only.",
+    )
+    connect_timeout_s: float | None = Field(default=None, description="Seconds, up to 60.")
+    read_timeout_s: float | None = Field(default=None, description="Seconds, up to 60.")
+    payload_format: PayloadFormat = PayloadFormat.JSON
+    deactivation_policy: DeactivationPolicy = Field(default_factory=DeactivationPolicy)
+    secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret, `whsec_` + base64 of 24 to 64 bytes. Write-only.",
+    )
+    esri_signature: bool = Field(
+        default=False, description="Also send the x-esriHook-Signature header."
+    )
+    owner_id: str | None = Field(default=None, max_length=256)
+
+    _triggers = field_validator("triggers")(_check_triggers)
+
+
+class WebhookCreate(WebhookFields):
+    """A new webhook; the server picks the id (uuid4 hex) unless one is given."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Item updates",
+                    "payload_url": "https://receiver.example.com/hooks/items",
+                    "triggers": ["/items/update", "/items/9f3c2b"],
+                    "auth": {"kind": "basic", "username": "hook", "password": "s3cret"},
+                    "deactivation_policy": {"number_of_failures": 5, "days_in_past": 5},
+                },
+                {
+                    "id": "new-computers",
+                    "name": "New computers",
+                    "payload_url": "https://receiver.example.com/hooks/computers",
+                    "triggers": ["ComputerAdded"],
+                    "payload_format": "xml",
+                    "auth": {"kind": "header", "headers": {"X-Api-Key": "k-123"}},
+                    "read_timeout_s": 10,
+                },
+            ]
+        }
+    )
+
+    id: str | None = Field(
+        default=None, description="Letters, digits and ._:@- (up to 128); generated if absent."
+    )
+
+
+class WebhookPatch(_Request):
+    """The fields to change; absent fields stay as they are, ``null`` resets optional ones.
+
+    ``auth`` replaces the whole authentication. ``active`` is changed only by the activate and
+    deactivate operations.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Renamed", "triggers": ["/items", "/groups"]}]}
+    )
+
+    name: str | None = None
+    payload_url: str | None = None
+    triggers: list[str] | None = None
+    smart_group_id: str | None = None
+    auth: WebhookAuth | None = None
+    connect_timeout_s: float | None = None
+    read_timeout_s: float | None = None
+    payload_format: PayloadFormat | None = None
+    deactivation_policy: DeactivationPolicy | None = None
+    secret: SecretStr | None = None
+    esri_signature: bool | None = None
+    owner_id: str | None = Field(default=None, max_length=256)
+
+    _triggers = field_validator("triggers")(_check_triggers)
+
+
+class DeactivateRequest(_Request):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AuthOut(BaseModel):
+    """A webhook's authentication without its secrets."""
+
+    kind: AuthKind
+    username: str | None = None
+    has_password: bool = False
+    header_names: list[str] = Field(default_factory=list)
+
+
+class WebhookOut(BaseModel):
+    """A webhook as the registry holds it, secrets removed."""
+
+    id: str
+    name: str
+    payload_url: str
+    triggers: list[str]
+    smart_group_id: str | None
+    auth: AuthOut
+    connect_timeout_s: float | None
+    read_timeout_s: float | None
+    payload_format: PayloadFormat
+    deactivation_policy: DeactivationPolicy
+    active: bool
+    deactivated_reason: str | None
+    deactivated_at: int | None = Field(description="Epoch milliseconds.")
+    recent_failures: list[FailureMark]
+    owner_id: str | None
+    created_at: int = Field(description="Epoch milliseconds.")
+    modified_at: int = Field(description="Epoch milliseconds.")
+    revision: int
+    has_secret: bool
+    previous_secret_expires_at: int | None = Field(
+        description="While a replaced secret still signs beside the new one: until when."
+    )
+    esri_signature: bool
+
+    @classmethod
+    def of(cls, config: WebhookConfig) -> WebhookOut:
+        auth = config.auth
+        rotating = config.previous_secret is not None
+        return cls(
+            id=config.webhook_id,
+            name=config.name,
+            payload_url=config.payload_url,
+            triggers=config.triggers,
+            smart_group_id=config.smart_group_id,
+            auth=AuthOut(
+                kind=auth.kind,
+                username=auth.username,
+                has_password=auth.password is not None,
+                header_names=sorted(auth.headers),
+            ),
+            connect_timeout_s=config.connect_timeout_s,
+            read_timeout_s=config.read_timeout_s,
+            payload_format=config.payload_format,
+            deactivation_policy=config.deactivation_policy,
+            active=config.active,
+            deactivated_reason=config.deactivated_reason,
+            deactivated_at=config.deactivated_at,
+            recent_failures=config.recent_failures,
+            owner_id=config.owner_id,
+            created_at=config.created_at,
+            modified_at=config.modified_at,
+            revision=config.revision,
+            has_secret=config.secret is not None,
+            previous_secret_expires_at=config.previous_secret_expires_at if rotating else None,
+            esri_signature=config.esri_signature,
+        )
+
+
+class Page(BaseModel):
+    """The portal's paging: ``start`` is 1-based, ``next_start`` is null on the last page."""
+
+    total: int
+    start: int
+    num: int
+    next_start: int | None
+
+
+class WebhookPage(Page):
+    webhooks: list[WebhookOut]
+
+
+class SettingsOut(BaseModel):
+    """The global delivery settings every sender follows (the portal's advanced parameters)."""
+
+    max_attempts: int = Field(description="Delivery attempts per payload (1 to 5).")
+    retry_interval_s: float = Field(description="Seconds between two attempts (1 to 100).")
+    request_timeout_s: float = Field(
+        description="Notification timeout: how long an attempt waits for the answer (up to 60 s)."
+    )
+    modified_at: int = Field(description="Epoch milliseconds; 0 while the defaults apply.")
+
+
+class SettingsPatch(_Request):
+    """The settings to change; the ranges are those of ``DeliveryPolicy``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"max_attempts": 5}]})
+
+    max_attempts: int | None = Field(default=None, description="1 to 5.")
+    retry_interval_s: float | None = Field(default=None, description="1 to 100 seconds.")
+    request_timeout_s: float | None = Field(default=None, description="Above 0, up to 60 s.")
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    PENDING = "pending"
+
+
+class AttemptOut(BaseModel):
+    """One attempt of a delivery as the sender recorded it."""
+
+    attempt: int
+    at: int = Field(description="Epoch milliseconds.")
+    outcome: Outcome
+    final: bool
+    http_status: int | None
+    response_excerpt: str | None
+    error: str | None
+    duration_ms: float
+    next_attempt_at: int | None
+
+
+class DeliveryOut(BaseModel):
+    """One delivery (an event sent to a webhook): what fired it, what was sent, what came back."""
+
+    delivery_id: str
+    webhook_id: str
+    webhook_name: str
+    trigger: str | None
+    triggered_at: int = Field(description="When the webhook fired, epoch milliseconds.")
+    outcome: DeliveryOutcome
+    redelivered: bool
+    event_ids: list[str]
+    events: list[DomainEvent]
+    attempts: list[AttemptOut]
+    payload: str | None = Field(description="The last body sent (it carries no credentials).")
+
+
+class DeliveryPage(Page):
+    deliveries: list[DeliveryOut]
+
+
+class RedeliveryAccepted(BaseModel):
+    delivery_id: str
+    webhook_id: str
+    status: Literal["queued"] = "queued"
+
+
+class PingResult(BaseModel):
+    """What the payload URL answered to a test event (not a delivery: nothing is recorded)."""
+
+    ping_id: str
+    delivered: bool
+    http_status: int | None
+    response_excerpt: str | None
+    error: str | None
+    duration_ms: float
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details; ``errors`` names each invalid field."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    waiting_for: list[str] = Field(default_factory=list)
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI descriptions of the error answers a route may give."""
+    return {code: {"model": Problem, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+_DESCRIPTIONS = {
+    401: "Missing or invalid bearer token.",
+    404: "No such webhook or delivery.",
+    409: "The request conflicts with the webhook's state.",
+    422: "Invalid input; `errors` names each field and what is allowed.",
+    503: "Not ready yet, or the change was not applied in time (is the matcher running?).",
+}

@@ -1,0 +1,187 @@
+"""Everything the admin service holds open: its views of Kafka, a producer, an HTTP client.
+
+``open_state`` opens every I/O lifetime in one place and closes them in reverse; the app's
+lifespan is just that. Writes go to Kafka and are then awaited in the admin's own views (a
+``Watch`` wakes waiters whenever a view applies a record), never with fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
+
+from hookstream.admin.store import Clock, DeliveryStore, JobFeed, StatusFeed
+from hookstream.attempts import make_http_client
+from hookstream.codec import encode
+from hookstream.directory import DirectoryFeed, WebhookDirectory
+from hookstream.feeds import CompactedFeed
+from hookstream.kafkaio import make_producer
+from hookstream.models import DeliveryPolicy, WebhookCommand
+from hookstream.policy import POLICY_KEY, PolicyFeed
+from hookstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: How often expired notification-status entries are forgotten.
+PRUNE_INTERVAL_S = 60.0
+
+
+class Watch:
+    """Lets coroutines wait until a condition on a view holds; ``notify`` after every change."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """True as soon as ``condition()`` holds; False if it still does not after the bound."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not condition():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                return condition()
+        return True
+
+
+class WatchedDirectoryFeed(DirectoryFeed):
+    """The webhook view, waking waiters after every record."""
+
+    def __init__(self, directory: WebhookDirectory, bootstrap: str, topic: str, client_id: str):
+        super().__init__(directory, bootstrap, topic, client_id)
+        self.watch = Watch()
+
+    def apply(self, record: Any) -> None:
+        super().apply(record)
+        self.watch.notify()
+
+
+class WatchedPolicyFeed(PolicyFeed):
+    """The delivery-policy view, waking waiters after every record."""
+
+    def __init__(self, settings: Settings, bootstrap: str, client_id: str) -> None:
+        super().__init__(settings.delivery, bootstrap, settings.topics.settings, client_id)
+        self.watch = Watch()
+
+    def apply(self, record: Any) -> None:
+        super().apply(record)
+        self.watch.notify()
+
+
+@dataclass
+class AdminState:
+    """The admin service's views, producer and HTTP client, as the routes see them."""
+
+    settings: Settings
+    directory: WebhookDirectory
+    webhooks: WatchedDirectoryFeed
+    policy: WatchedPolicyFeed
+    store: DeliveryStore
+    producer: AIOKafkaProducer
+    http: httpx.AsyncClient
+    clock: Clock
+    store_feeds: list[CompactedFeed] = field(default_factory=list)
+
+    def waiting_for(self) -> list[str]:
+        """The views that have not caught up yet (empty when ready)."""
+        views: list[tuple[str, CompactedFeed]] = [
+            ("webhooks", self.webhooks),
+            ("settings", self.policy),
+            *(("notification status", feed) for feed in self.store_feeds),
+        ]
+        return sorted({name for name, feed in views if not feed.ready.is_set()})
+
+    async def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Write one record and wait for its acknowledgement, at most the write timeout."""
+        timeout_s = self.settings.admin.write_timeout_s
+        try:
+            await asyncio.wait_for(
+                self.producer.send_and_wait(topic, value=value, key=key), timeout_s
+            )
+        except TimeoutError:
+            raise KafkaTimeoutError(f"{topic} did not acknowledge within {timeout_s:g} s") from None
+
+    async def command(self, command: WebhookCommand) -> None:
+        """Hand a change to the registry through the command topic."""
+        await self._send(
+            self.settings.topics.webhook_commands, command.webhook_id.encode(), encode(command)
+        )
+        log.info(
+            "sent %s for webhook %s",
+            command.kind,
+            command.webhook_id,
+            extra={"webhook_id": command.webhook_id},
+        )
+
+    async def publish_policy(self, policy: DeliveryPolicy) -> None:
+        await self._send(self.settings.topics.settings, POLICY_KEY, encode(policy))
+        log.info("published delivery policy %s", policy.model_dump())
+
+    async def publish_job(self, topic: str, key: bytes, value: bytes) -> None:
+        await self._send(topic, key, value)
+
+
+async def _prune_forever(store: DeliveryStore) -> None:
+    while True:
+        await asyncio.sleep(PRUNE_INTERVAL_S)
+        forgotten = store.prune()
+        if forgotten:
+            log.info("forgot %d expired notification-status entries", forgotten)
+
+
+@contextlib.asynccontextmanager
+async def open_state(settings: Settings, bootstrap: str, clock: Clock) -> AsyncIterator[AdminState]:
+    """Open every I/O lifetime of the admin service; close them in reverse order on exit."""
+    client_id = f"{settings.app_id}-admin"
+    topics = settings.topics
+    directory = WebhookDirectory()
+    store = DeliveryStore(
+        settings.admin.success_retention_s, settings.admin.failure_retention_s, clock
+    )
+    webhooks = WatchedDirectoryFeed(directory, bootstrap, topics.webhooks, f"{client_id}-webhooks")
+    policy = WatchedPolicyFeed(settings, bootstrap, f"{client_id}-policy")
+    jobs = JobFeed(store, bootstrap, topics.deliveries, f"{client_id}-jobs")
+    statuses = StatusFeed(store, bootstrap, topics.status, f"{client_id}-status")
+    async with contextlib.AsyncExitStack() as stack:
+        for feed in (webhooks, policy, jobs, statuses):
+            stack.push_async_callback(feed.stop)
+            await feed.start()
+        producer = make_producer(bootstrap, client_id)
+        stack.push_async_callback(producer.stop)
+        await producer.start()
+        http = await stack.enter_async_context(make_http_client(settings))
+        pruner = asyncio.create_task(_prune_forever(store), name="admin-prune")
+        stack.push_async_callback(_cancel, pruner)
+        yield AdminState(
+            settings=settings,
+            directory=directory,
+            webhooks=webhooks,
+            policy=policy,
+            store=store,
+            producer=producer,
+            http=http,
+            clock=clock,
+            store_feeds=[jobs, statuses],
+        )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

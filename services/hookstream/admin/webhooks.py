@@ -1,0 +1,200 @@
+"""Routes of /api/v1/webhooks: create, list, show, update, delete, activate, deactivate.
+
+Every write is a command to the registry (the config topic's only writer); the answer comes once
+the admin's own view of the config topic shows the change, or is a 503 after
+``HOOKSTREAM_ADMIN__WRITE_TIMEOUT_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Body, HTTPException, Query, Response
+from pydantic import ValidationError
+
+from hookstream.admin.deps import Num, Start, Webhooks, find_webhook, next_start
+from hookstream.admin.problems import invalid_field, raise_invalid
+from hookstream.admin.schemas import (
+    DeactivateRequest,
+    WebhookCreate,
+    WebhookOut,
+    WebhookPage,
+    WebhookPatch,
+    problem_responses,
+)
+from hookstream.admin.state import AdminState
+from hookstream.models import CommandKind, WebhookCommand, WebhookConfig
+from hookstream.ssrf import AddressPolicy, BlockedAddressError
+from hookstream.triggers import TriggerError, parse_trigger, parse_triggers
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+def _validated(fields: dict[str, Any], state: AdminState) -> WebhookConfig:
+    """The config these fields make by the rules of ``WebhookConfig``, or a 422 naming the field."""
+    try:
+        config = WebhookConfig.model_validate(fields)
+    except ValidationError as exc:
+        raise_invalid(exc)
+    url = config.payload_url
+    if urlsplit(url).scheme != "https" and not state.settings.delivery.allow_plain_http:
+        invalid_field("payload_url", f"payload_url {url!r} must be an https:// URL")
+    try:
+        AddressPolicy(state.settings.security.allow_networks).check_url(url)
+    except BlockedAddressError as exc:
+        invalid_field("payload_url", str(exc))
+    return config
+
+
+async def _apply(
+    state: AdminState, command: WebhookCommand, applied: Callable[[], bool]
+) -> WebhookConfig | None:
+    """Send a command, then wait until the view shows it; 503 if the registry is too slow."""
+    await state.command(command)
+    timeout_s = state.settings.admin.write_timeout_s
+    if not await state.webhooks.watch.wait_for(applied, timeout_s):
+        raise HTTPException(
+            status_code=503,
+            detail=f"the {command.kind} of webhook {command.webhook_id!r} was queued but the "
+            f"registry did not apply it within {timeout_s:g} s; is the matcher (which runs the "
+            f"registry) running? It will be applied when the registry runs",
+            headers={"Retry-After": "5"},
+        )
+    return state.directory.get(command.webhook_id)
+
+
+def _newer_than(state: AdminState, webhook_id: str, revision: int) -> Callable[[], bool]:
+    def check() -> bool:
+        config = state.directory.get(webhook_id)
+        return config is not None and config.revision > revision
+
+    return check
+
+
+async def _upsert(state: AdminState, config: WebhookConfig) -> WebhookOut:
+    webhook_id = config.webhook_id
+    before = state.directory.revision(webhook_id)
+    command = WebhookCommand(webhook_id=webhook_id, kind=CommandKind.UPSERT, config=config)
+    result = await _apply(state, command, _newer_than(state, webhook_id, before))
+    if result is None:  # deleted meanwhile by someone else
+        raise HTTPException(status_code=404, detail=f"webhook {webhook_id!r} was deleted")
+    return WebhookOut.of(result)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a webhook",
+    responses=problem_responses(401, 409, 422, 503),
+)
+async def create_webhook(body: WebhookCreate, state: Webhooks, response: Response) -> WebhookOut:
+    webhook_id = body.id or uuid.uuid4().hex
+    if state.directory.get(webhook_id) is not None:
+        raise HTTPException(status_code=409, detail=f"a webhook with id {webhook_id!r} exists")
+    fields = {name: getattr(body, name) for name in type(body).model_fields if name != "id"}
+    config = _validated({**fields, "webhook_id": webhook_id}, state)
+    created = await _upsert(state, config)
+    response.headers["Location"] = f"/api/v1/webhooks/{webhook_id}"
+    return created
+
+
+@router.get("", summary="List webhooks", responses=problem_responses(401, 422, 503))
+async def list_webhooks(
+    state: Webhooks,
+    start: Start = 1,
+    num: Num = 10,
+    active: Annotated[bool | None, Query(description="Only active or inactive ones.")] = None,
+    trigger: Annotated[
+        str | None, Query(max_length=512, description="Only those subscribed to this trigger.")
+    ] = None,
+) -> WebhookPage:
+    key = None
+    if trigger is not None:
+        try:
+            key = parse_trigger(trigger).key
+        except TriggerError as exc:
+            invalid_field("trigger", str(exc), part="query")
+    found = [
+        config
+        for config in state.directory.all()
+        if (active is None or config.active is active)
+        and (key is None or any(t.key == key for t in parse_triggers(config.triggers)))
+    ]
+    found.sort(key=lambda config: (config.created_at, config.webhook_id))
+    page = found[start - 1 : start - 1 + num]
+    return WebhookPage(
+        total=len(found),
+        start=start,
+        num=len(page),
+        next_start=next_start(start, num, len(found)),
+        webhooks=[WebhookOut.of(config) for config in page],
+    )
+
+
+@router.get(
+    "/{webhook_id}", summary="Show a webhook", responses=problem_responses(401, 404, 422, 503)
+)
+async def show_webhook(webhook_id: str, state: Webhooks) -> WebhookOut:
+    return WebhookOut.of(find_webhook(state, webhook_id))
+
+
+@router.patch(
+    "/{webhook_id}",
+    summary="Change a webhook",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def update_webhook(webhook_id: str, body: WebhookPatch, state: Webhooks) -> WebhookOut:
+    current = find_webhook(state, webhook_id)
+    if not body.model_fields_set:
+        return WebhookOut.of(current)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    config = _validated({**current.model_dump(), **changes}, state)
+    return await _upsert(state, config)
+
+
+@router.delete(
+    "/{webhook_id}",
+    status_code=204,
+    summary="Delete a webhook",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def delete_webhook(webhook_id: str, state: Webhooks) -> Response:
+    find_webhook(state, webhook_id)
+    command = WebhookCommand(webhook_id=webhook_id, kind=CommandKind.DELETE)
+    await _apply(state, command, lambda: state.directory.get(webhook_id) is None)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{webhook_id}/activate",
+    summary="Activate a webhook (and clear its failure count)",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def activate_webhook(webhook_id: str, state: Webhooks) -> WebhookOut:
+    before = find_webhook(state, webhook_id).revision
+    command = WebhookCommand(webhook_id=webhook_id, kind=CommandKind.ACTIVATE)
+    result = await _apply(state, command, _newer_than(state, webhook_id, before))
+    return WebhookOut.of(result or find_webhook(state, webhook_id))
+
+
+@router.post(
+    "/{webhook_id}/deactivate",
+    summary="Deactivate a webhook: nothing is sent until it is activated",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def deactivate_webhook(
+    webhook_id: str, state: Webhooks, body: Annotated[DeactivateRequest | None, Body()] = None
+) -> WebhookOut:
+    current = find_webhook(state, webhook_id)
+    if not current.active:
+        return WebhookOut.of(current)
+    reason = body.reason if body is not None else None
+    command = WebhookCommand(webhook_id=webhook_id, kind=CommandKind.DEACTIVATE, reason=reason)
+    result = await _apply(state, command, _newer_than(state, webhook_id, current.revision))
+    return WebhookOut.of(result or find_webhook(state, webhook_id))

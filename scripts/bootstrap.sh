@@ -21,3 +21,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   touch "$stamp"
 fi
+# tests/deploy checks docker-compose.yml with compose-go, the Compose Specification's reference
+# loader (a small Go program in tests/deploy/composecheck), and renders k8s/ with kustomize (the
+# same engine as `kubectl kustomize`); both come from the Go module proxy.
+KUSTOMIZE_VERSION=v5.5.0
+if command -v go >/dev/null 2>&1; then
+  (cd tests/deploy/composecheck && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go mod download)
+  if [ ! -f ".venv/.kustomize-$KUSTOMIZE_VERSION" ] || [ ! -x .venv/bin/kustomize ]; then
+    GOBIN="$PWD/.venv/bin" GOTOOLCHAIN=local GOFLAGS= \
+      go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+    touch ".venv/.kustomize-$KUSTOMIZE_VERSION"
+  fi
+else
+  echo "note: 'go' is not on PATH; tests/deploy needs Go 1.24+ to check docker-compose.yml." >&2
+fi

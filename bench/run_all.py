@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = [
-    "http_clients.py",
+    "http_transports.py",
     "matching_cost.py",
     "broker_cold_start.py",
     "pipeline_throughput.py",

@@ -3,22 +3,31 @@
 It starts (or reuses) the local broker, creates the topics, runs the matcher and the sender as
 child processes, serves a demo receiver on 127.0.0.1, registers three webhooks (portal JSON with
 basic auth, device XML with header auth, and one whose receiver always fails), publishes sample
-events and prints every delivery and status record. Ctrl-C stops everything it started.
+events and prints every delivery and status record. It also runs the admin API (with a fresh
+token it prints), shows the notification status through it, and leaves it up for the CLI.
+Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
+
+from hookstream.admin.client import AdminClient
+from hookstream.admin.tables import deliveries_table
 from hookstream.client import HookstreamClient
 from hookstream.errors import BrokerAlreadyRunningError
 from hookstream.formatting import format_status
@@ -78,6 +87,18 @@ def _service(name: str, env: dict[str, str], log_path: str) -> subprocess.Popen[
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
+
+
+def _admin_port(preferred: int) -> int:
+    """The configured admin port if it is free (8080 by default), else any free one."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError(f"no free port on {HOST} for the admin API")
 
 
 def demo_webhooks(run: str, base_url: str) -> list[WebhookConfig]:
@@ -193,13 +214,25 @@ def run_demo(settings: Settings, once: bool = False) -> int:
     }
     logs = settings.local_kafka.home / "demo"
     logs.mkdir(parents=True, exist_ok=True)
-    services = [_service(name, env, str(logs / f"{name}.log")) for name in ("matcher", "sender")]
+    admin = AdminAccess(
+        url=f"http://{HOST}:{_admin_port(settings.admin.port)}",
+        token=(
+            settings.admin.tokens[0].get_secret_value()
+            if settings.admin.tokens
+            else secrets.token_urlsafe(24)
+        ),
+    )
+    env["HOOKSTREAM_ADMIN__HOST"] = HOST
+    env["HOOKSTREAM_ADMIN__PORT"] = admin.url.rsplit(":", 1)[1]
+    env["HOOKSTREAM_ADMIN__TOKENS"] = admin.token
+    names = ("matcher", "sender", "admin")
+    services = [_service(name, env, str(logs / f"{name}.log")) for name in names]
     print(
-        f"matcher and sender started (logs in {logs}); for the demo receiver only, plain HTTP "
-        f"and 127.0.0.1 are allowed"
+        f"matcher, sender and admin API started (logs in {logs}); for the demo receiver only, "
+        f"plain HTTP and 127.0.0.1 are allowed"
     )
     try:
-        return _exercise(bootstrap, settings, base_url, once)
+        return _exercise(bootstrap, settings, base_url, admin, once)
     except KeyboardInterrupt:
         print("\nstopping everything the demo started", flush=True)
         return 0
@@ -217,7 +250,17 @@ def run_demo(settings: Settings, once: bool = False) -> int:
             print("stopped the local Kafka broker")
 
 
-def _exercise(bootstrap: str, settings: Settings, base_url: str, once: bool) -> int:
+@dataclass(frozen=True)
+class AdminAccess:
+    """Where the demo's admin API listens and the token it accepts."""
+
+    url: str
+    token: str
+
+
+def _exercise(
+    bootstrap: str, settings: Settings, base_url: str, admin: AdminAccess, once: bool
+) -> int:
     run = uuid.uuid4().hex[:8]
     webhooks = demo_webhooks(run, base_url)
     ids = {webhook.webhook_id for webhook in webhooks}
@@ -236,16 +279,61 @@ def _exercise(bootstrap: str, settings: Settings, base_url: str, once: bool) -> 
         # Expected: 2 delivered, 2 failed attempts of the failing one, and its deactivation.
         expected = 5
         seen = 0
-        deadline = time.monotonic() + (WAIT_S if once else 10**9)
-        for status in client.statuses(timeout_s=WAIT_S if once else 3600, from_beginning=True):
+        deadline = time.monotonic() + WAIT_S
+        for status in client.statuses(timeout_s=WAIT_S, from_beginning=True):
             if status.webhook_id not in ids:
                 continue
             seen += 1
             print("  status   " + format_status(status), flush=True)
-            if once and (seen >= expected or time.monotonic() > deadline):
+            if seen >= expected or time.monotonic() > deadline:
                 break
+    shown = _show_notification_status(admin, [webhook.webhook_id for webhook in webhooks])
+    ok = seen >= expected and shown == len(webhooks)
     if once:
-        ok = seen >= expected
         print(json.dumps({"demo": "ok" if ok else "incomplete", "status_records": seen}))
         return 0 if ok else 1
-    return 0
+    print(
+        "\nStill running. In another terminal:\n"
+        f"  export HOOKSTREAM_ADMIN__URL={admin.url} HOOKSTREAM_ADMIN__TOKEN={admin.token}\n"
+        "  .venv/bin/hookstream webhooks list\n"
+        f"  .venv/bin/hookstream deliveries list {webhooks[0].webhook_id}\n"
+        "  .venv/bin/hookstream events publish --source items --operation update --id 9f3c2b\n"
+        "Ctrl-C stops everything the demo started.",
+        flush=True,
+    )
+    while True:
+        time.sleep(3600)
+
+
+def _show_notification_status(admin: AdminAccess, webhook_ids: list[str]) -> int:
+    """Print each webhook's notification status from the admin API; how many showed a delivery
+    that is no longer pending (the API's view follows the topics, so it may lag a moment)."""
+    deadline = time.monotonic() + WAIT_S
+    while not _ready(admin.url):
+        if time.monotonic() > deadline:
+            print(f"the admin API at {admin.url} did not become ready; see its log")
+            return 0
+        time.sleep(0.5)
+    print(f"notification status, from the admin API at {admin.url}:")
+    shown = 0
+    with AdminClient(admin.url, admin.token) as api:
+        for webhook_id in webhook_ids:
+            page = api.list_deliveries(webhook_id)
+            while time.monotonic() < deadline and not _settled(page):
+                time.sleep(0.5)
+                page = api.list_deliveries(webhook_id)
+            print(f"webhook {webhook_id}:\n{deliveries_table(page)}", flush=True)
+            shown += _settled(page)
+    return shown
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _settled(page: dict[str, Any]) -> bool:
+    deliveries = page["deliveries"]
+    return bool(deliveries) and all(d["outcome"] != "pending" for d in deliveries)

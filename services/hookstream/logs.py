@@ -39,7 +39,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, json_lines: bool) -> None:
-    """One handler on stderr for the whole process; Kafka clients are kept at WARNING."""
+    """One handler on stderr for the whole process. Kafka and HTTP client libraries are kept at
+    WARNING: httpx alone would log every delivery at INFO, without the ids our own lines carry."""
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
         handler.setFormatter(JsonFormatter())
@@ -48,5 +49,5 @@ def configure_logging(level: str, json_lines: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("kafka", "aiokafka"):
+    for noisy in ("kafka", "aiokafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -61,6 +61,10 @@ def test_demo_delivers_and_shows_status(kafka_bootstrap: str) -> None:
     assert "receiver <- POST /items [application/json] auth=basic" in result.stdout
     assert "receiver <- POST /computers [text/xml; charset=utf-8] auth=header" in result.stdout
     assert "deactivated" in result.stdout
+    # The notification status of the three webhooks, read back through the admin API.
+    shown = result.stdout.split("notification status, from the admin API at", 1)[1]
+    assert shown.count("webhook demo-") == 3
+    assert shown.count(" delivered ") == 2 and shown.count(" failed ") == 1, shown
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary == {"demo": "ok", "status_records": 5}
     assert "demo-password" not in result.stdout + result.stderr
@@ -151,13 +155,31 @@ def test_demo_keeps_running_until_interrupted_and_then_stops_what_it_started(
     lines: list[str] = []
     try:
         assert demo.stdout is not None
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         for line in demo.stdout:
             lines.append(line)
-            if "deactivated" in line or time.monotonic() > deadline:
+            if "Still running" in line or time.monotonic() > deadline:
                 break
         marker = f"HOOKSTREAM_APP_ID={settings.app_id}"
-        assert len(_processes_with(marker)) >= 3  # the demo, its matcher and its sender
+        assert len(_processes_with(marker)) >= 4  # the demo, its matcher, sender and admin API
+        # What it prints for the CLI works: the admin API lists the demo's webhooks.
+        for line in demo.stdout:
+            lines.append(line)
+            if "export HOOKSTREAM_ADMIN__URL=" in line:
+                break
+        exported = dict(
+            word.split("=", 1) for word in lines[-1].split() if word.startswith("HOOKSTREAM_")
+        )
+        listed = subprocess.run(
+            [*HOOKSTREAM, "webhooks", "list", "--json"],
+            env={**env, **exported},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert sum(h["id"].startswith("demo-") for h in json.loads(listed.stdout)["webhooks"]) >= 3
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)
     finally:

@@ -179,6 +179,33 @@ class DeadLetterReader(TopicReader):
 #: One Fernet key for the test session; set before any settings are read (see conftest.py).
 TEST_SECRETS_KEY = Fernet.generate_key().decode()
 
+#: One address of every class the SSRF guard refuses, with the reason it gives.
+BLOCKED_ADDRESSES = {
+    "127.0.0.1": "loopback",
+    "127.8.9.10": "loopback",
+    "::1": "loopback",
+    "10.1.2.3": "private",
+    "172.16.0.1": "private",
+    "192.168.1.1": "private",
+    "fd12:3456::1": "private",
+    "169.254.169.254": "cloud metadata",
+    "169.254.10.10": "link-local",
+    "fe80::1": "link-local",
+    "100.64.0.1": "carrier-grade NAT",
+    "224.0.0.1": "multicast",
+    "ff02::1": "multicast",
+    "0.0.0.0": "unspecified",
+    "::": "unspecified",
+    "::ffff:127.0.0.1": "loopback",
+    "::ffff:10.0.0.1": "private",
+    "fd00:ec2::254": "private",
+}
+
+
+def url_host(address: str) -> str:
+    """An IP address as the host part of a URL (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
+
 
 def unique_settings(bootstrap: str, **delivery: Any) -> Settings:
     """Settings with topic names and an app id no other test uses."""

@@ -10,7 +10,7 @@ import pytest
 from test_admin_support import ROTATED_TOKEN, TOKEN, AdminServer, with_admin
 
 from hookstream.topics import create_topics
-from support import unique_settings
+from support import BLOCKED_ADDRESSES, unique_settings, url_host
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +135,30 @@ def test_invalid_input_is_a_422_naming_the_field(server: AdminServer) -> None:
         assert broken.status_code == 422
         assert http.get(f"{API}/webhooks", params={"trigger": "/nope"}).status_code == 422
         assert http.get(f"{API}/webhooks", params={"num": 101}).status_code == 422
+
+
+@pytest.fixture(scope="module")
+def guarded(kafka_bootstrap: str) -> Iterator[AdminServer]:
+    """An admin server with the production SSRF guard: no network allow-listed."""
+    settings = with_admin(unique_settings(kafka_bootstrap, allow_plain_http=False))
+    security = settings.security.model_copy(update={"allow_networks": []})
+    settings = settings.model_copy(update={"security": security})
+    create_topics(kafka_bootstrap, settings.topics)
+    with AdminServer(settings) as running:
+        yield running
+
+
+@pytest.mark.parametrize(("address", "reason"), BLOCKED_ADDRESSES.items())
+def test_every_blocked_address_class_is_refused_at_create(
+    guarded: AdminServer, address: str, reason: str
+) -> None:
+    url = f"https://{url_host(address)}/hook"
+    with guarded.client() as http:
+        answer = http.post(
+            f"{API}/webhooks", json={"name": "n", "payload_url": url, "triggers": ["/items"]}
+        )
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert [e["field"] for e in problem["errors"]] == ["payload_url"], problem
+    assert reason in problem["detail"], problem
+    assert "HOOKSTREAM_SECURITY__ALLOW_NETWORKS" in problem["detail"], problem

@@ -190,6 +190,11 @@ def test_webhook_life_cycle(admin: Env, receiver: Receiver) -> None:
     assert patched["name"] == "Renamed" and patched["revision"] > hook["revision"]
     assert patched["auth"]["has_password"] and patched["has_secret"]
     assert patched["triggers"] == [f"/items/{resource}", "/groups/update"]
+    # An edited payload URL passes the same SSRF check as a new one (every class: access tests).
+    refused = http.patch(
+        f"{API}/webhooks/{webhook_id}", json={"payload_url": "https://169.254.169.254/latest"}
+    )
+    assert refused.status_code == 422 and "cloud metadata" in refused.json()["detail"], refused
 
     deactivated = _ok(
         http.post(f"{API}/webhooks/{webhook_id}/deactivate", json={"reason": "maintenance"})

@@ -26,6 +26,7 @@ from hookstream.models import (
 from hookstream.settings import SecuritySettings, Settings
 from hookstream.topics import create_topics
 from support import (
+    BLOCKED_ADDRESSES,
     Behaviour,
     Pipeline,
     Receiver,
@@ -34,6 +35,7 @@ from support import (
     make_event,
     register_and_wait,
     unique_settings,
+    url_host,
     wait_until,
 )
 
@@ -195,10 +197,10 @@ def test_a_name_resolving_to_loopback_is_refused_when_loopback_is_not_allowed(
     port = receiver.server.server_address[1]
     urls = {
         "by-name": f"http://localhost:{port}/by-name",
-        "literal": f"http://127.0.0.1:{port}/literal",
-        "mapped": f"http://[::ffff:127.0.0.1]:{port}/mapped",
-        "metadata": "http://169.254.169.254/latest/meta-data",
-        "private": "http://10.1.2.3/h",
+        **{
+            f"{reason.replace(' ', '-')}-{n}": f"http://{url_host(address)}:{port}/h"
+            for n, (address, reason) in enumerate(BLOCKED_ADDRESSES.items())
+        },
     }
     try:
         pipeline.start_matcher()

@@ -12,27 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hookstream.ssrf import AddressPolicy, BlockedAddressError, GuardedResolver, blocked_reason
+from support import BLOCKED_ADDRESSES
 
-BLOCKED = {
-    "127.0.0.1": "loopback",
-    "127.8.9.10": "loopback",
-    "::1": "loopback",
-    "10.1.2.3": "private",
-    "172.16.0.1": "private",
-    "192.168.1.1": "private",
-    "fd12:3456::1": "private",
-    "169.254.169.254": "cloud metadata",
-    "169.254.10.10": "link-local",
-    "fe80::1": "link-local",
-    "100.64.0.1": "carrier-grade NAT",
-    "224.0.0.1": "multicast",
-    "ff02::1": "multicast",
-    "0.0.0.0": "unspecified",
-    "::": "unspecified",
-    "::ffff:127.0.0.1": "loopback",
-    "::ffff:10.0.0.1": "private",
-    "fd00:ec2::254": "private",
-}
+BLOCKED = BLOCKED_ADDRESSES
 
 
 @pytest.mark.parametrize(("address", "reason"), BLOCKED.items())

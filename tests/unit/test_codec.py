@@ -70,7 +70,10 @@ HEADER = WebhookConfig(
     smart_group_id="42",
     auth=WebhookAuth(
         kind=AuthKind.HEADER,
-        headers={"Authorization": SecretStr("Bearer tok-secret"), "X-Api-Key": SecretStr("k2")},
+        headers={
+            "Authorization": SecretStr("Bearer tok-secret"),
+            "X-Api-Key": SecretStr("api-key-two-secret"),
+        },
     ),
     created_at=3,
     modified_at=4,
@@ -159,9 +162,9 @@ def test_secret_values_survive_the_round_trip(record: WebhookConfig) -> None:
         assert b"pw-secret" not in encode(record)  # encrypted at rest
     else:
         secrets = {k: v.get_secret_value() for k, v in back.auth.headers.items()}
-        assert secrets == {"Authorization": "Bearer tok-secret", "X-Api-Key": "k2"}
+        assert secrets == {"Authorization": "Bearer tok-secret", "X-Api-Key": "api-key-two-secret"}
         assert b"tok-secret" not in encode(record)
-        assert b"k2" not in encode(record)
+        assert b"api-key-two-secret" not in encode(record)
 
 
 def test_properties_are_json_in_the_body() -> None:

@@ -152,9 +152,9 @@ def _to_avro(schema: avro.schema.Schema, value: Any) -> Any:
         out = {}
         for field in schema.fields:
             item = getattr(value, field.name)
-            if field.other_props.get(_SECRET_PROP):
+            if field.props.get(_SECRET_PROP):
                 out[field.name] = _seal(item)
-            elif field.other_props.get(_JSON_PROP):
+            elif field.props.get(_JSON_PROP):
                 out[field.name] = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
             else:
                 out[field.name] = _to_avro(field.type, item)
@@ -180,9 +180,9 @@ def _from_avro(schema: avro.schema.Schema, value: Any) -> Any:
         out = {}
         for field in schema.fields:
             item = value[field.name]
-            if field.other_props.get(_SECRET_PROP):
+            if field.props.get(_SECRET_PROP):
                 out[field.name] = _unseal(item)
-            elif field.other_props.get(_JSON_PROP):
+            elif field.props.get(_JSON_PROP):
                 out[field.name] = json.loads(item)
             else:
                 out[field.name] = _from_avro(field.type, item)

@@ -9,6 +9,7 @@ than what the directory holds, so a late copy of an old record never rolls a web
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -108,7 +109,13 @@ class WebhookDirectory:
 
 def family_of(config: WebhookConfig) -> TriggerFamily:
     """The payload family of a webhook (all its triggers are of one family)."""
-    return parse_triggers(config.triggers, config.smart_group_id)[0].family
+    return _family(tuple(config.triggers), config.smart_group_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _family(triggers: tuple[str, ...], smart_group_id: str | None) -> TriggerFamily:
+    """Parsing triggers costs more than a delivery's other bookkeeping; configs repeat."""
+    return parse_triggers(list(triggers), smart_group_id)[0].family
 
 
 def revision_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> int | None:

@@ -62,6 +62,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         broker_session_timeout=settings.group_session_timeout_s,
         broker_heartbeat_interval=settings.group_session_timeout_s / 3,
         producer_acks=-1,
+        producer_linger=settings.matcher.producer_linger_s,
         consumer_auto_offset_reset="earliest",
         loghandlers=[],
     )

@@ -82,6 +82,8 @@ class Sender:
         self._schedule: list[_Scheduled] = []
         self._seq = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Set whenever a task ends: waiting on it is O(1), asyncio.wait on every task is O(n).
+        self._task_ended = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.delivery.concurrency)
         self._retries_paused = False
 
@@ -97,7 +99,9 @@ class Sender:
         while not stop.is_set():
             self._start_due()
             if len(self._tasks) >= max_tasks:
-                await asyncio.wait(self._tasks, timeout=0.1, return_when=asyncio.FIRST_COMPLETED)
+                self._task_ended.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._task_ended.wait(), timeout=0.1)
             else:
                 batches = await self.consumer.getmany(
                     timeout_ms=100, max_records=max_tasks - len(self._tasks)
@@ -166,7 +170,11 @@ class Sender:
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._task_ended.set()
 
     async def _attempt(self, tp: TopicPartition, offset: int, job: DeliveryJob) -> None:
         async with self._slots:

@@ -114,6 +114,12 @@ class MatcherSettings(BaseModel):
         description="Jobs are published when the offsets of their events are committed.",
     )
     ready_timeout_s: float = Field(default=120.0, gt=0, description="Wait for the config view.")
+    producer_linger_s: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description="How long the producer gathers jobs into one batch (0: send each at once).",
+    )
     data_dir: Path = Field(
         default=Path(tempfile.gettempdir()) / "hookstream-matcher",
         description="Faust's working files (nothing durable: state lives in Kafka).",

@@ -24,9 +24,11 @@ from hookstream.kafkaio import dead_letter_bytes
 from hookstream.metrics import DEACTIVATIONS, DEAD_LETTERS, EVENTS_CONSUMED, JOBS_PRODUCED
 from hookstream.models import (
     DeliveryJob,
+    DeliveryPolicy,
     DomainEvent,
     Outcome,
     WebhookCommand,
+    WebhookConfig,
     delivery_id_for,
     now_ms,
 )
@@ -77,6 +79,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     deliveries_topic = app.topic(topics.deliveries, **raw)
     webhooks_topic = app.topic(topics.webhooks, **raw)
     status_topic = app.topic(topics.status, **raw)
+    settings_topic = app.topic(topics.settings, **raw)
     deadletter_topic = app.topic(topics.deadletter, **raw)
 
     directory = WebhookDirectory()
@@ -149,6 +152,29 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
                 )
                 await deliveries_topic.send(key=webhook_id.encode(), value=encode(job))
                 JOBS_PRODUCED.inc()
+
+    # Every process reads the two compacted state topics whole and skips what it cannot decode;
+    # these agents, one consumer group for all matcher replicas, dead-letter each such record
+    # once, so a bad write by someone outside hookstream is seen and kept.
+    @app.agent(webhooks_topic, concurrency=1)
+    async def audit_webhook_configs(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await _audit(event, WebhookConfig)
+
+    @app.agent(settings_topic, concurrency=1)
+    async def audit_settings(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await _audit(event, DeliveryPolicy)
+
+    async def _audit(
+        event: faust.EventT[bytes], model: type[WebhookConfig | DeliveryPolicy]
+    ) -> None:
+        if event.value is None:  # a tombstone
+            return
+        try:
+            decode(event.value, model)
+        except DecodeError as exc:
+            await dead_letter(event, str(exc))
 
     @app.agent(commands_topic, concurrency=1)
     async def apply_commands(stream: faust.StreamT[bytes]) -> None:

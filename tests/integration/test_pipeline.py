@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from xml.etree import ElementTree
@@ -381,6 +382,54 @@ def test_undecodable_events_are_dead_lettered_and_the_pipeline_goes_on(
     assert any("WebhookConfig" in reason and "DomainEvent" in reason for reason in reasons)
     assert all(letter.source_topic == topic and letter.service == "matcher" for letter in letters)
     assert {letter.value for letter in letters} >= {b"not avro at all"}
+
+
+def test_undecodable_state_and_command_records_are_dead_lettered_once(
+    shared, receiver: Receiver, kafka_bootstrap: str
+) -> None:  # type: ignore[no-untyped-def]
+    pipeline, client, statuses = shared
+    topics = pipeline.settings.topics
+    tag = uuid.uuid4().hex[:6]
+    garbage = {
+        topics.webhooks: f"bad-config-{tag}".encode(),
+        topics.settings: f"bad-setting-{tag}".encode(),
+        topics.webhook_commands: f"bad-command-{tag}".encode(),
+    }
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for topic, key in garbage.items():
+        producer.send(topic, key=key, value=b"garbage " + key).get(timeout=30)
+    producer.close()
+    # The pipeline goes on: a webhook registered after the garbage receives its event.
+    resource = f"i{uuid.uuid4().hex[:6]}"
+    webhook = WebhookConfig(
+        webhook_id=_id("after-state-garbage"),
+        name="S",
+        payload_url=receiver.url("/after-state-garbage"),
+        triggers=[f"/items/{resource}"],
+    )
+    register_and_wait(client, webhook)
+    client.publish_event(make_event("items", "update", resource))
+    wait_until(lambda: receiver.on("/after-state-garbage"), 30, "the delivery after garbage")
+
+    dead = TopicReader(kafka_bootstrap, topics.deadletter, DeadLetter)
+    keys = set(garbage.values())
+
+    def ours() -> list[DeadLetter]:
+        return [letter for letter in dead.snapshot() if letter.key in keys]
+
+    try:
+        wait_until(lambda: len(ours()) >= len(keys), 30, "a dead letter per garbage record")
+        time.sleep(2)  # anything dead-lettered twice would show up by now
+        letters = ours()
+    finally:
+        dead.close()
+    assert sorted((letter.source_topic, letter.key) for letter in letters) == sorted(
+        (topic, key) for topic, key in garbage.items()
+    )
+    for letter in letters:
+        assert letter.value == b"garbage " + letter.key
+        assert letter.service == "matcher" and "not an Avro single-object record" in letter.reason
+        assert letter.offset >= 0 and letter.partition >= 0
 
 
 def test_deactivation_never_undoes_a_concurrent_edit(shared) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 from kafka import KafkaConsumer
+from pydantic import SecretStr
 
 from hookstream.client import HookstreamClient
 from hookstream.codec import decode
@@ -259,6 +260,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env[f"HOOKSTREAM_DELIVERY__{name.upper()}"] = (
             str(value).lower() if isinstance(value, bool) else str(value)
         )
+    for name, value in settings.kafka_security.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is not None:
+            env[f"HOOKSTREAM_KAFKA_SECURITY__{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
     return env
 
 

@@ -10,8 +10,13 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 
+import aiokafka.errors
+import kafka.errors
+from pydantic import ValidationError
+
 from hookstream import __version__
 from hookstream.admin_cli import add_admin_commands
+from hookstream.codec import describe_validation_error
 from hookstream.errors import BrokerAlreadyRunningError, HookstreamError
 from hookstream.formatting import format_status
 from hookstream.logs import configure_logging
@@ -62,7 +67,7 @@ def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.cluster import resolve_bootstrap
     from hookstream.topics import create_topics
 
-    outcome = create_topics(resolve_bootstrap(settings), settings.topics)
+    outcome = create_topics(resolve_bootstrap(settings), settings.topics, settings.kafka_security)
     for name, state in outcome.items():
         print(f"{state:8} {name}")
     return 0
@@ -217,8 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
-    except ValueError as exc:
-        print(f"hookstream: invalid settings:\n{exc}", file=sys.stderr)
+    except (
+        ValidationError
+    ) as exc:  # named by field and rule, never with the value: it may be secret
+        print(f"hookstream: invalid settings: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     handler: Handler = args.handler
@@ -226,6 +233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except HookstreamError as exc:
         print(f"hookstream: {exc}", file=sys.stderr)
+        return 1
+    except (kafka.errors.KafkaError, aiokafka.errors.KafkaError) as exc:
+        print(
+            f"hookstream: Kafka refused or did not answer: {exc!r}; check "
+            f"HOOKSTREAM_KAFKA_BOOTSTRAP ({settings.kafka_bootstrap or 'the local broker'}) "
+            f"and HOOKSTREAM_KAFKA_SECURITY__*",
+            file=sys.stderr,
+        )
         return 1
     except ValueError as exc:  # malformed JSON or a model's validation error: the user's input
         print(f"hookstream: invalid input: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from hookstream.cluster import resolve_bootstrap
 from hookstream.codec import decode, encode
 from hookstream.errors import DecodeError
+from hookstream.kafkaauth import kafka_python_options
 from hookstream.models import (
     CommandKind,
     DeliveryPolicy,
@@ -30,23 +31,33 @@ from hookstream.models import (
     WebhookConfig,
 )
 from hookstream.policy import POLICY_KEY
-from hookstream.settings import Settings, TopicSettings, get_settings
+from hookstream.settings import KafkaSecuritySettings, Settings, TopicSettings, get_settings
 
 
 class HookstreamClient:
     """Produces events and commands (acks=all, waited for) and consumes status records."""
 
-    def __init__(self, bootstrap: str, topics: TopicSettings | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: TopicSettings | None = None,
+        security: KafkaSecuritySettings | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics or TopicSettings()
+        self._connection = kafka_python_options(security)
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", client_id="hookstream-client", linger_ms=0
+            bootstrap_servers=bootstrap,
+            **self._connection,
+            acks="all",
+            client_id="hookstream-client",
+            linger_ms=0,
         )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> HookstreamClient:
         settings = settings or get_settings()
-        return cls(resolve_bootstrap(settings), settings.topics)
+        return cls(resolve_bootstrap(settings), settings.topics, settings.kafka_security)
 
     def __enter__(self) -> Self:
         return self
@@ -101,6 +112,7 @@ class HookstreamClient:
         """Every webhook as the config topic holds it now (read up to its current end)."""
         consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap,
+            **self._connection,
             group_id=None,
             enable_auto_commit=False,
             client_id="hookstream-webhook-reader",
@@ -162,6 +174,7 @@ class HookstreamClient:
         consumer = KafkaConsumer(
             self.topics.status,
             bootstrap_servers=self.bootstrap,
+            **self._connection,
             group_id=None,
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,

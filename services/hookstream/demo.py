@@ -196,7 +196,7 @@ def run_demo(settings: Settings, once: bool = False) -> int:
             info = broker.info()  # type: ignore[assignment]
             print(f"using the local Kafka broker already running at {info.bootstrap}")
         bootstrap = info.bootstrap
-    for name, state in create_topics(bootstrap, settings.topics).items():
+    for name, state in create_topics(bootstrap, settings.topics, settings.kafka_security).items():
         print(f"topic {name}: {state}")
 
     receiver = _start_receiver()
@@ -264,7 +264,7 @@ def _exercise(
     run = uuid.uuid4().hex[:8]
     webhooks = demo_webhooks(run, base_url)
     ids = {webhook.webhook_id for webhook in webhooks}
-    with HookstreamClient(bootstrap, settings.topics) as client:
+    with HookstreamClient(bootstrap, settings.topics, settings.kafka_security) as client:
         for webhook in webhooks:
             client.register_webhook(webhook)
             print(

@@ -19,6 +19,7 @@ from hookstream.codec import decode
 from hookstream.errors import DecodeError
 from hookstream.feeds import CompactedFeed
 from hookstream.models import WebhookConfig
+from hookstream.settings import KafkaSecuritySettings
 from hookstream.triggers import (
     Trigger,
     TriggerFamily,
@@ -131,9 +132,14 @@ class DirectoryFeed(CompactedFeed):
     """Keeps a ``WebhookDirectory`` in step with the config topic; ``ready`` once caught up."""
 
     def __init__(
-        self, directory: WebhookDirectory, bootstrap: str, topic: str, client_id: str
+        self,
+        directory: WebhookDirectory,
+        bootstrap: str,
+        topic: str,
+        client_id: str,
+        security: KafkaSecuritySettings | None = None,
     ) -> None:
-        super().__init__(bootstrap, topic, client_id)
+        super().__init__(bootstrap, topic, client_id, security=security)
         self.directory = directory
         self.undecodable = 0
 

@@ -9,6 +9,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hookstream.errors import ConfigurationError
+from hookstream.kafkaauth import aiokafka_options
+from hookstream.settings import KafkaSecuritySettings
 
 
 class CompactedFeed:
@@ -19,9 +21,15 @@ class CompactedFeed:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, client_id: str, poll_timeout_ms: int = 100
+        self,
+        bootstrap: str,
+        topic: str,
+        client_id: str,
+        poll_timeout_ms: int = 100,
+        security: KafkaSecuritySettings | None = None,
     ) -> None:
         self.topic = topic
+        self._security = security
         self.ready = asyncio.Event()
         self._bootstrap = bootstrap
         self._client_id = client_id
@@ -40,6 +48,7 @@ class CompactedFeed:
         """Assign every partition from the beginning and start following in the background."""
         self._consumer = consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
+            **aiokafka_options(self._security),
             client_id=self._client_id,
             group_id=None,
             enable_auto_commit=False,

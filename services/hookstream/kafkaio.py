@@ -5,13 +5,18 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hookstream.codec import encode
+from hookstream.kafkaauth import aiokafka_options
 from hookstream.models import DeadLetter
+from hookstream.settings import KafkaSecuritySettings
 
 
-def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def make_producer(
+    bootstrap: str, client_id: str, security: KafkaSecuritySettings | None = None
+) -> AIOKafkaProducer:
     """A producer whose acknowledged writes survive a broker failover, without duplicates."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **aiokafka_options(security),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -20,11 +25,16 @@ def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
 
 
 def make_consumer(
-    bootstrap: str, client_id: str, group_id: str, session_timeout_s: float
+    bootstrap: str,
+    client_id: str,
+    group_id: str,
+    session_timeout_s: float,
+    security: KafkaSecuritySettings | None = None,
 ) -> AIOKafkaConsumer:
     """A group consumer that never commits on its own: the service commits what is done."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **aiokafka_options(security),
         client_id=client_id,
         group_id=group_id,
         enable_auto_commit=False,

@@ -20,6 +20,7 @@ import mode
 from hookstream.codec import decode, encode
 from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
+from hookstream.kafkaauth import faust_credentials
 from hookstream.kafkaio import dead_letter_bytes
 from hookstream.metrics import DEACTIVATIONS, DEAD_LETTERS, EVENTS_CONSUMED, JOBS_PRODUCED
 from hookstream.models import (
@@ -63,6 +64,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         broker_commit_interval=settings.matcher.commit_interval_s,
         broker_session_timeout=settings.group_session_timeout_s,
         broker_heartbeat_interval=settings.group_session_timeout_s / 3,
+        broker_credentials=faust_credentials(settings.kafka_security),
         producer_acks=-1,
         producer_linger=settings.matcher.producer_linger_s,
         consumer_auto_offset_reset="earliest",
@@ -84,7 +86,11 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
 
     directory = WebhookDirectory()
     feed = DirectoryFeed(
-        directory, bootstrap, topics.webhooks, f"{settings.app_id}-matcher-directory"
+        directory,
+        bootstrap,
+        topics.webhooks,
+        f"{settings.app_id}-matcher-directory",
+        settings.kafka_security,
     )
 
     ops = OpsServer(settings.ops.host, settings.ops.matcher_port, ready=feed.ready.is_set)

@@ -9,7 +9,7 @@ from hookstream.codec import decode
 from hookstream.errors import DecodeError
 from hookstream.feeds import CompactedFeed
 from hookstream.models import DeliveryPolicy
-from hookstream.settings import DeliverySettings
+from hookstream.settings import DeliverySettings, KafkaSecuritySettings
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,14 @@ class PolicyFeed(CompactedFeed):
     """Follows the settings topic; ``current`` is the policy in force now."""
 
     def __init__(
-        self, delivery: DeliverySettings, bootstrap: str, topic: str, client_id: str
+        self,
+        delivery: DeliverySettings,
+        bootstrap: str,
+        topic: str,
+        client_id: str,
+        security: KafkaSecuritySettings | None = None,
     ) -> None:
-        super().__init__(bootstrap, topic, client_id)
+        super().__init__(bootstrap, topic, client_id, security=security)
         self.current = default_policy(delivery)
         self._default = self.current
 

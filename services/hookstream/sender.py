@@ -230,9 +230,12 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
     """Open every I/O lifetime of the sender in one place, and close them in reverse."""
     client_id = f"{settings.app_id}-sender"
     directory = WebhookDirectory()
-    feed = DirectoryFeed(directory, bootstrap, settings.topics.webhooks, f"{client_id}-directory")
+    security = settings.kafka_security
+    feed = DirectoryFeed(
+        directory, bootstrap, settings.topics.webhooks, f"{client_id}-directory", security
+    )
     policy = PolicyFeed(
-        settings.delivery, bootstrap, settings.topics.settings, f"{client_id}-policy"
+        settings.delivery, bootstrap, settings.topics.settings, f"{client_id}-policy", security
     )
     started = asyncio.Event()
     ops = OpsServer(
@@ -247,7 +250,7 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
         await feed.start()
         stack.push_async_callback(policy.stop)
         await policy.start()
-        producer = make_producer(bootstrap, client_id)
+        producer = make_producer(bootstrap, client_id, security)
         stack.push_async_callback(producer.stop)
         await producer.start()
         http = await stack.enter_async_context(make_http_client(settings))
@@ -258,6 +261,7 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
             client_id,
             group_id=f"{settings.app_id}-sender",
             session_timeout_s=settings.group_session_timeout_s,
+            security=security,
         )
         stack.push_async_callback(consumer.stop)
         sender = Sender(settings, consumer, producer, Deliverer(settings, http, directory, policy))

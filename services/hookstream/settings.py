@@ -7,9 +7,9 @@ import json
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -229,6 +229,50 @@ class LocalKafkaSettings(BaseModel):
     )
 
 
+class KafkaSecuritySettings(BaseModel):
+    """How every hookstream client authenticates to Kafka and protects the connection."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism (with a SASL_* protocol)."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (secret).")
+    ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CAs that sign the brokers' certificates; unset: the system's.",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate, for clusters that require mutual TLS."
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    ssl_check_hostname: bool = Field(
+        default=True, description="Check that broker certificates name the broker's host."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        prefix = "HOOKSTREAM_KAFKA_SECURITY__"
+        if self.protocol.startswith("SASL_") and not (self.sasl_username and self.sasl_password):
+            raise ValueError(
+                f"protocol {self.protocol} needs {prefix}SASL_USERNAME and {prefix}SASL_PASSWORD"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError(f"set both {prefix}SSL_CERTFILE and {prefix}SSL_KEYFILE, or neither")
+        uses_tls = self.protocol in ("SSL", "SASL_SSL")
+        if not uses_tls and (self.ssl_cafile or self.ssl_certfile):
+            raise ValueError(
+                f"TLS files are set but protocol {self.protocol} does not use TLS; "
+                f"set {prefix}PROTOCOL to SSL or SASL_SSL"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting of every hookstream service; only this object reads the environment."""
 
@@ -244,6 +288,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HOOKSTREAM_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"),
         description="Bootstrap servers of an existing cluster; unset means the local broker.",
     )
+    kafka_security: KafkaSecuritySettings = KafkaSecuritySettings()
     app_id: str = Field(
         default="hookstream",
         pattern=r"^[A-Za-z0-9._-]+$",

@@ -9,7 +9,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from hookstream.settings import TopicSettings
+from hookstream.kafkaauth import kafka_python_options
+from hookstream.settings import KafkaSecuritySettings, TopicSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,15 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
     return specs
 
 
-def create_topics(bootstrap: str, topics: TopicSettings) -> dict[str, str]:
+def create_topics(
+    bootstrap: str, topics: TopicSettings, security: KafkaSecuritySettings | None = None
+) -> dict[str, str]:
     """Create every missing topic; returns each name with ``created`` or ``exists``."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="hookstream-topics")
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="hookstream-topics",
+        **kafka_python_options(security),
+    )
     outcome: dict[str, str] = {}
     try:
         existing = set(admin.list_topics())

@@ -26,7 +26,7 @@ from hookstream.feeds import CompactedFeed
 from hookstream.kafkaio import make_producer
 from hookstream.models import DeliveryPolicy, WebhookCommand
 from hookstream.policy import POLICY_KEY, PolicyFeed
-from hookstream.settings import Settings
+from hookstream.settings import KafkaSecuritySettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,15 @@ class Watch:
 class WatchedDirectoryFeed(DirectoryFeed):
     """The webhook view, waking waiters after every record."""
 
-    def __init__(self, directory: WebhookDirectory, bootstrap: str, topic: str, client_id: str):
-        super().__init__(directory, bootstrap, topic, client_id)
+    def __init__(
+        self,
+        directory: WebhookDirectory,
+        bootstrap: str,
+        topic: str,
+        client_id: str,
+        security: KafkaSecuritySettings | None = None,
+    ) -> None:
+        super().__init__(directory, bootstrap, topic, client_id, security=security)
         self.watch = Watch()
 
     def apply(self, record: Any) -> None:
@@ -76,7 +83,13 @@ class WatchedPolicyFeed(PolicyFeed):
     """The delivery-policy view, waking waiters after every record."""
 
     def __init__(self, settings: Settings, bootstrap: str, client_id: str) -> None:
-        super().__init__(settings.delivery, bootstrap, settings.topics.settings, client_id)
+        super().__init__(
+            settings.delivery,
+            bootstrap,
+            settings.topics.settings,
+            client_id,
+            security=settings.kafka_security,
+        )
         self.watch = Watch()
 
     def apply(self, record: Any) -> None:
@@ -154,15 +167,18 @@ async def open_state(settings: Settings, bootstrap: str, clock: Clock) -> AsyncI
     store = DeliveryStore(
         settings.admin.success_retention_s, settings.admin.failure_retention_s, clock
     )
-    webhooks = WatchedDirectoryFeed(directory, bootstrap, topics.webhooks, f"{client_id}-webhooks")
+    security = settings.kafka_security
+    webhooks = WatchedDirectoryFeed(
+        directory, bootstrap, topics.webhooks, f"{client_id}-webhooks", security
+    )
     policy = WatchedPolicyFeed(settings, bootstrap, f"{client_id}-policy")
-    jobs = JobFeed(store, bootstrap, topics.deliveries, f"{client_id}-jobs")
-    statuses = StatusFeed(store, bootstrap, topics.status, f"{client_id}-status")
+    jobs = JobFeed(store, bootstrap, topics.deliveries, f"{client_id}-jobs", security)
+    statuses = StatusFeed(store, bootstrap, topics.status, f"{client_id}-status", security)
     async with contextlib.AsyncExitStack() as stack:
         for feed in (webhooks, policy, jobs, statuses):
             stack.push_async_callback(feed.stop)
             await feed.start()
-        producer = make_producer(bootstrap, client_id)
+        producer = make_producer(bootstrap, client_id, security)
         stack.push_async_callback(producer.stop)
         await producer.start()
         http = await stack.enter_async_context(make_http_client(settings))

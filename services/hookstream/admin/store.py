@@ -20,6 +20,7 @@ from hookstream.codec import decode
 from hookstream.errors import DecodeError
 from hookstream.feeds import CompactedFeed
 from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
+from hookstream.settings import KafkaSecuritySettings
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +204,15 @@ class _StoreFeed(CompactedFeed):
     """Follows one topic from its beginning into the store; undecodable records are skipped
     (the sender dead-letters bad jobs; the status topic is written by hookstream only)."""
 
-    def __init__(self, store: DeliveryStore, bootstrap: str, topic: str, client_id: str) -> None:
-        super().__init__(bootstrap, topic, client_id)
+    def __init__(
+        self,
+        store: DeliveryStore,
+        bootstrap: str,
+        topic: str,
+        client_id: str,
+        security: KafkaSecuritySettings | None = None,
+    ) -> None:
+        super().__init__(bootstrap, topic, client_id, security=security)
         self.store = store
         self.undecodable = 0
 

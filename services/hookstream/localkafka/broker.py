@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -112,31 +114,43 @@ def fetch_jars(settings: LocalKafkaSettings) -> Path:
     return libs
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    return "\n".join(
-        [
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers={HOST}:{controller_port}",
-            f"listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-            "inter.broker.listener.name=PLAINTEXT",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={data_dir}",
-            "num.partitions=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=false",
-            "log.cleaner.backoff.ms=1000",
-            "",
-        ]
-    )
+def _server_properties(
+    data_dir: Path, port: int, controller_port: int, extra: Mapping[str, str]
+) -> str:
+    """The broker's configuration; ``extra`` adds properties or replaces defaults by name."""
+    defaults = [
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.bootstrap.servers={HOST}:{controller_port}",
+        f"listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "inter.broker.listener.name=PLAINTEXT",
+        "controller.listener.names=CONTROLLER",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={data_dir}",
+        "num.partitions=1",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=4",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=false",
+        "log.cleaner.backoff.ms=1000",
+    ]
+    properties = dict(line.split("=", 1) for line in defaults)
+    properties.update(extra)
+    return "".join(f"{name}={value}\n" for name, value in properties.items())
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id as Kafka's ``Uuid.randomUuid`` makes it (base64url of 16 random bytes,
+    never starting with '-'), without starting a JVM for it."""
+    while True:
+        text = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def broker_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
@@ -173,8 +187,18 @@ def broker_ready(bootstrap: str, timeout_s: float = 3.0) -> bool:
 class LocalBroker:
     """One local broker whose jars, storage, logs and pid file live under ``workdir``."""
 
-    def __init__(self, settings: LocalKafkaSettings, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: LocalKafkaSettings,
+        workdir: Path | None = None,
+        extra_properties: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
+    ) -> None:
+        """``extra_properties`` and ``format_args`` (e.g. ``--add-scram ...``) are for brokers
+        that need more than the development defaults, such as one with TLS and SASL."""
         self.settings = settings
+        self.extra_properties = dict(extra_properties or {})
+        self.format_args = list(format_args)
         self.workdir = workdir or settings.home / "broker"
         self.state_file = self.workdir / _STATE_FILE
         self.log_file = self.workdir / "broker.log"
@@ -222,7 +246,9 @@ class LocalBroker:
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
         properties = self.workdir / "server.properties"
-        properties.write_text(_server_properties(self.data_dir, port, controller_port))
+        properties.write_text(
+            _server_properties(self.data_dir, port, controller_port, self.extra_properties)
+        )
         classpath = f"{libs}/*"
         if not (self.data_dir / "meta.properties").exists():
             self._format(java, classpath, properties)
@@ -264,14 +290,6 @@ class LocalBroker:
         return info
 
     def _format(self, java: str, classpath: str, properties: Path) -> None:
-        cluster_id = subprocess.run(  # noqa: S603
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if cluster_id.returncode != 0:
-            raise LocalBrokerError(f"could not make a cluster id:\n{cluster_id.stderr[-2000:]}")
         formatted = subprocess.run(  # noqa: S603
             [
                 java,
@@ -280,10 +298,11 @@ class LocalBroker:
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                cluster_id.stdout.strip().splitlines()[-1],
+                _cluster_id(),
                 "-c",
                 str(properties),
                 "--standalone",
+                *self.format_args,
             ],
             capture_output=True,
             text=True,

@@ -60,22 +60,55 @@ class Deliverer:
         self.guard = AddressPolicy(settings.security.allow_networks)
 
     async def deliver(self, job: DeliveryJob) -> list[Output]:
-        """Make one attempt of a job; return the records it causes (topic, key, value)."""
+        """Make one attempt of a job; return the records it causes (topic, key, value).
+
+        Never raises (but on cancel): whatever goes wrong becomes a failed, final attempt with a
+        status record and a failure count, so the job's offset is always done and committed.
+        """
+        try:
+            return await self._deliver(job)
+        except Exception as exc:
+            log.exception(
+                "delivery %s to webhook %s attempt %d failed unexpectedly",
+                job.delivery_id,
+                job.webhook_id,
+                job.attempt,
+                extra={"delivery_id": job.delivery_id, "webhook_id": job.webhook_id},
+            )
+            return self._unexpected(job, exc)
+
+    def _base(self, job: DeliveryJob, started: int) -> dict[str, Any]:
+        return {
+            "delivery_id": job.delivery_id,
+            "webhook_id": job.webhook_id,
+            "event_ids": [event.event_id for event in job.events],
+            "trigger": job.trigger,
+            "attempt": job.attempt,
+            "max_attempts": self.policy.current.max_attempts,
+            "attempted_at": started,
+        }
+
+    def _unexpected(self, job: DeliveryJob, exc: Exception) -> list[Output]:
+        """The records of an attempt that broke on our side: failed for good, counted."""
+        config = self.directory.get(job.webhook_id)
+        reason = f"the attempt could not be made: {type(exc).__name__}: {exc}"
+        result = AttemptResult(None, None, reason, 0.0, permanent=True)
+        verdict = Verdict(VerdictKind.FAILED, reason=reason)
+        name = config.name if config is not None else ""
+        try:
+            return self._record(job, name, self._base(job, now_ms()), None, result, verdict)
+        except Exception:
+            log.exception("could not even record delivery %s as failed", job.delivery_id)
+            return []
+
+    async def _deliver(self, job: DeliveryJob) -> list[Output]:
         topics = self.settings.topics
         delivery = self.settings.delivery
         policy = self.policy.current
         key = job.webhook_id.encode()
         config = self.directory.get(job.webhook_id)
         started = now_ms()
-        base = {
-            "delivery_id": job.delivery_id,
-            "webhook_id": job.webhook_id,
-            "event_ids": [event.event_id for event in job.events],
-            "trigger": job.trigger,
-            "attempt": job.attempt,
-            "max_attempts": policy.max_attempts,
-            "attempted_at": started,
-        }
+        base = self._base(job, started)
         if config is None or not config.active:
             reason = "the webhook was deleted" if config is None else "the webhook is deactivated"
             log.info(
@@ -96,9 +129,21 @@ class Deliverer:
             )
             return [(topics.status, key, encode(status))]
 
-        payload = build_payload(
-            config, family_of(config), job.trigger, job.events, started, delivery.portal_url
-        )
+        try:
+            payload = build_payload(
+                config, family_of(config), job.trigger, job.events, started, delivery.portal_url
+            )
+        except Exception as exc:
+            log.exception(
+                "the payload of delivery %s to webhook %s could not be built",
+                job.delivery_id,
+                job.webhook_id,
+                extra={"delivery_id": job.delivery_id, "webhook_id": job.webhook_id},
+            )
+            reason = f"the payload could not be built: {type(exc).__name__}: {exc}"
+            result = AttemptResult(None, None, reason, 0.0, permanent=True)
+            verdict = Verdict(VerdictKind.FAILED, reason=reason)
+            return self._record(job, config.name, base, None, result, verdict)
         if urlsplit(config.payload_url).scheme != "https" and not delivery.allow_plain_http:
             result = AttemptResult(
                 None,
@@ -116,7 +161,7 @@ class Deliverer:
             else:
                 result = await self._post(config, job, payload, policy.request_timeout_s)
         verdict = judge(result, job.attempt, policy.max_attempts, policy.retry_interval_s, now_ms())
-        return self._record(job, config, base, payload.body, result, verdict)
+        return self._record(job, config.name, base, payload.body, result, verdict)
 
     async def _post(
         self, config: WebhookConfig, job: DeliveryJob, payload: Any, request_timeout_s: float
@@ -139,9 +184,9 @@ class Deliverer:
     def _record(
         self,
         job: DeliveryJob,
-        config: WebhookConfig,
+        webhook_name: str,
         base: dict[str, Any],
-        body: bytes,
+        body: bytes | None,
         result: AttemptResult,
         verdict: Verdict,
     ) -> list[Output]:
@@ -150,7 +195,7 @@ class Deliverer:
         delivered = verdict.kind is VerdictKind.DELIVERED
         status = DeliveryStatus(
             **base,
-            webhook_name=config.name,
+            webhook_name=webhook_name,
             duration_ms=round(result.duration_ms, 3),
             outcome=Outcome.DELIVERED if delivered else Outcome.FAILED,
             final=verdict.kind is not VerdictKind.RETRY,
@@ -158,7 +203,7 @@ class Deliverer:
             http_status=result.http_status,
             response_excerpt=result.response_excerpt,
             error=verdict.reason,
-            payload=body.decode("utf-8", "replace"),
+            payload=body.decode("utf-8", "replace") if body is not None else None,
         )
         log.info(
             "delivery %s to webhook %s attempt %d: %s%s",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import logging
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +28,8 @@ USER_AGENT = f"hookstream/{__version__} (+webhook delivery)"
 DELIVERY_HEADER = "X-Hookstream-Delivery"
 ATTEMPT_HEADER = "X-Hookstream-Attempt"
 MAX_RETRY_AFTER_S = 100.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ def judge(
 ) -> Verdict:
     """Any 2xx is delivered; anything else is a failed attempt, retried while attempts remain.
 
+    A 2xx counts from its status line: a body cut off or dripping past the timeout after it
+    does not undo the delivery (the receiver accepted the event). An answer that is not HTTP
+    (``http_status`` None, ``error`` saying why) is a failure like any other.
+
     The next attempt waits ``interval_s``; a ``Retry-After`` (429/503) may lengthen that, up to
     100 s. A 410 Gone ends the delivery at once and marks the endpoint gone.
     """
@@ -98,9 +105,9 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - now_s)
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - now_s)
 
 
 def request_headers(
@@ -169,37 +176,109 @@ async def post(
     total_timeout_s: float,
     excerpt_bytes: int,
 ) -> AttemptResult:
-    """POST once and read at most ``excerpt_bytes`` of the answer; never raises for HTTP trouble."""
+    """POST once and read at most ``excerpt_bytes`` of the answer; never raises but on cancel.
+
+    Every way the exchange can end is a result: a request that cannot be built (a header value
+    HTTP cannot carry, a host the client cannot parse) is a permanent failure; an answer that is
+    not HTTP (a garbage status line, endless or overlong headers, a bad length or chunk) is a
+    failure like a 500. Once a status line and headers have arrived, that status stands: a 2xx
+    whose body is cut off or drips past the timeout is delivered (the receiver accepted the
+    event), with the excerpt read so far.
+    """
     started = time.perf_counter()
+    unsendable = [name for name, value in headers.items() if not _sendable_value(value)]
+    if unsendable:
+        refused = (
+            f"the request could not be built: the value of header {unsendable[0]!r} is not "
+            "printable ASCII; fix the webhook's auth headers"
+        )
+        return AttemptResult(None, None, refused, _ms_since(started), permanent=True)
+    try:
+        request = client.build_request(
+            "POST", url, content=payload.body, headers=headers, timeout=timeout
+        )
+    except Exception as exc:  # httpx.InvalidURL, UnicodeEncodeError, IDNA errors, ...
+        return AttemptResult(None, None, _unbuildable(exc), _ms_since(started), permanent=True)
+    status: int | None = None
+    retry_after_s: float | None = None
+    excerpt = bytearray()
+    error: str | None = None
     try:
         async with asyncio.timeout(total_timeout_s):
-            async with client.stream(
-                "POST", url, content=payload.body, headers=headers, timeout=timeout
-            ) as response:
-                excerpt = bytearray()
+            response = await client.send(request, stream=True)
+            try:
+                status = response.status_code
+                retry_after_s = parse_retry_after(response.headers.get("retry-after"), time.time())
                 async for chunk in response.aiter_raw():
                     excerpt += chunk
                     if len(excerpt) >= excerpt_bytes:
                         break
-                return AttemptResult(
-                    http_status=response.status_code,
-                    response_excerpt=bytes(excerpt[:excerpt_bytes]).decode("utf-8", "replace"),
-                    error=None,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    retry_after_s=parse_retry_after(
-                        response.headers.get("retry-after"), time.time()
-                    ),
-                )
+            finally:
+                await response.aclose()
     except TimeoutError:
         error = f"no complete answer within {total_timeout_s:g} s"
-    except httpx.HTTPError as exc:
+    except Exception as exc:
         blocked = _blocked_cause(exc)
         if blocked is not None:
             return AttemptResult(None, None, str(blocked), _ms_since(started), permanent=True)
-        error = _describe(exc)
-    except OSError as exc:
-        error = f"network error: {exc}"
+        error = _failure(exc)
+        if isinstance(exc, ValueError | LookupError) and status is None:
+            # Raised while the transport encoded the request: it can never be sent as it is.
+            return AttemptResult(None, None, error, _ms_since(started), permanent=True)
+    if status is not None:
+        # The status line and headers arrived: that answer is the result, even if its body did
+        # not (or was not well-formed); the error only explains a short excerpt.
+        return AttemptResult(
+            http_status=status,
+            response_excerpt=bytes(excerpt[:excerpt_bytes]).decode("utf-8", "replace"),
+            error=None
+            if error is None
+            else f"the body after the status line is incomplete: {error}",
+            duration_ms=_ms_since(started),
+            retry_after_s=retry_after_s,
+        )
     return AttemptResult(None, None, error, _ms_since(started))
+
+
+def _sendable_value(value: str) -> bool:
+    """Printable ASCII (and tab): anything else is refused by HTTP/1.1 clients or smuggles."""
+    return all(" " <= char <= "~" or char == "\t" for char in value)
+
+
+def _unbuildable(exc: Exception) -> str:
+    return (
+        f"the request could not be built: {_detail(exc)}; fix the webhook's payload_url or "
+        "auth headers (header values must be printable ASCII)"
+    )
+
+
+def _detail(exc: BaseException) -> str:
+    """A short description of an error, without the request it carries (URLs may hold tokens)."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        text = exc.message
+    else:
+        text = str(exc)
+    text = " ".join(text.split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _failure(exc: Exception) -> str:
+    """What stopped an attempt, for the status record: the receiver's fault or ours."""
+    cause = exc.__cause__
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"malformed answer: {_detail(exc)}"
+    if isinstance(cause, aiohttp.ClientResponseError):
+        return f"malformed answer: {_detail(cause)}"
+    if isinstance(exc, httpx.HTTPError):
+        return _describe(exc)
+    if isinstance(exc, OSError):
+        return f"network error: {exc}"
+    if isinstance(exc, ValueError | LookupError):
+        return _unbuildable(exc)
+    log.warning("unexpected error during a POST to a receiver", exc_info=exc)
+    return f"unexpected error: {_detail(exc)}"
 
 
 def _ms_since(started: float) -> float:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from hookstream import __version__
+from hookstream import __version__, attempts
+from hookstream.attempts import Deliverer
+from hookstream.codec import decode
 from hookstream.delivery import (
     ATTEMPT_HEADER,
     DELIVERY_HEADER,
@@ -23,8 +27,21 @@ from hookstream.delivery import (
     parse_retry_after,
     request_headers,
 )
-from hookstream.models import AuthKind, WebhookAuth, WebhookConfig
+from hookstream.directory import WebhookDirectory
+from hookstream.models import (
+    AuthKind,
+    CommandKind,
+    DeliveryJob,
+    DeliveryPolicy,
+    DeliveryStatus,
+    DomainEvent,
+    Outcome,
+    WebhookAuth,
+    WebhookCommand,
+    WebhookConfig,
+)
 from hookstream.payloads import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, Payload
+from hookstream.settings import Settings
 
 NOW = 1_700_000_000_000
 
@@ -222,3 +239,84 @@ def test_header_auth_headers_are_added() -> None:
     assert headers["webhook-id"] == "d-9"
     assert headers["Content-Type"] == "application/json"
     assert all(isinstance(v, str) for v in headers.values())
+
+
+# --- an attempt never raises --------------------------------------------------------------------
+
+
+class _Policy:
+    """The live delivery policy, fixed (the feed reads it from Kafka)."""
+
+    current = DeliveryPolicy(max_attempts=3, retry_interval_s=1.0)
+
+
+def _deliverer(webhook: WebhookConfig) -> Deliverer:
+    directory = WebhookDirectory()
+    directory.put(webhook)
+    settings = Settings(
+        delivery={"allow_plain_http": True}, security={"allow_networks": ["127.0.0.1/32"]}
+    )
+    return Deliverer(settings, httpx.AsyncClient(), directory, _Policy())  # type: ignore[arg-type]
+
+
+def _job(webhook: WebhookConfig, trigger: str, resource_id: str) -> DeliveryJob:
+    event = DomainEvent(
+        event_id="e-1",
+        source="computers",
+        operation="add",
+        resource_id=resource_id,
+        occurred_at=NOW,
+    )
+    return DeliveryJob(
+        delivery_id="d-1",
+        webhook_id=webhook.webhook_id,
+        trigger=trigger,
+        events=[event],
+        due_at=NOW,
+        triggered_at=NOW,
+    )
+
+
+def _outputs(deliverer: Deliverer, job: DeliveryJob) -> tuple[DeliveryStatus, WebhookCommand]:
+    settings = deliverer.settings
+    outputs = asyncio.run(deliverer.deliver(job))
+    assert [topic for topic, _, _ in outputs] == [
+        settings.topics.status,
+        settings.topics.webhook_commands,
+    ]
+    return decode(outputs[0][2], DeliveryStatus), decode(outputs[1][2], WebhookCommand)
+
+
+def test_a_payload_that_cannot_be_built_is_a_final_counted_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    webhook = WebhookConfig(
+        webhook_id="wh-dev",
+        name="Devices",
+        payload_url="http://127.0.0.1:9/hook",
+        triggers=["ComputerAdded"],
+    )
+    # "²".isdigit() is true but int("²") raises: the device payload builder trips on it.
+    status, command = _outputs(_deliverer(webhook), _job(webhook, "ComputerAdded", "\u00b2"))
+    assert status.outcome is Outcome.FAILED and status.final
+    assert "the payload could not be built" in (status.error or "")
+    assert command.kind is CommandKind.RECORD_FAILURE
+    assert "could not be built" in caplog.text
+
+
+def test_an_unexpected_error_in_an_attempt_is_a_final_counted_failure(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    webhook = WebhookConfig(
+        webhook_id="wh-x", name="X", payload_url="http://127.0.0.1:9/hook", triggers=["/items"]
+    )
+
+    async def broken(*args: object, **kwargs: object) -> AttemptResult:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(attempts, "post", broken)
+    status, command = _outputs(_deliverer(webhook), _job(webhook, "/items", "1"))
+    assert status.outcome is Outcome.FAILED and status.final
+    assert "RuntimeError: a bug" in (status.error or "")
+    assert command.kind is CommandKind.RECORD_FAILURE
+    assert "failed unexpectedly" in caplog.text

@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from hookstream import __version__
 from hookstream.admin import deliveries, health, policy_routes, webhooks
 from hookstream.admin.auth import TokenCheck, require_token
+from hookstream.admin.limits import AdmissionMiddleware
 from hookstream.admin.problems import PROBLEM_JSON, install_problem_handlers
 from hookstream.admin.state import open_state
 from hookstream.admin.store import Clock
@@ -64,6 +65,8 @@ def create_app(settings: Settings, bootstrap: str, clock: Clock = now_ms) -> Fas
         ADMIN_REQUESTS.labels(status=str(response.status_code)).inc()
         return response
 
+    # Added last, so it runs first: nothing reads a body before the token and size are checked.
+    app.add_middleware(AdmissionMiddleware)
     install_problem_handlers(app)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])

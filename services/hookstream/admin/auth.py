@@ -52,14 +52,19 @@ def require_token(
     check: TokenCheck = request.app.state.token_check
     if credentials is not None and check.accepts(credentials.credentials):
         return
-    client = request.client.host if request.client else "unknown"
-    log.warning(
-        "refused an admin request to %s %s from %s: %s bearer token",
-        request.method,
-        request.url.path,
-        client,
-        "no" if credentials is None else "an unknown",
-    )
+    client = request.client.host if request.client else None
+    log_refusal(request.method, request.url.path, client, credentials is not None)
     raise HTTPException(
         status_code=401, detail=UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def log_refusal(method: str, path: str, client: str | None, presented: bool) -> None:
+    """One log line per refused request, never with the token that was presented."""
+    log.warning(
+        "refused an admin request to %s %s from %s: %s bearer token",
+        method,
+        path,
+        client or "unknown",
+        "an unknown" if presented else "no",
     )

@@ -2,23 +2,24 @@
 
 A ping is not a delivery: it does not go through Kafka, is not recorded on the status topic and
 does not count against the deactivation policy. It goes through the same HTTP client, SSRF
-guard and plain-http rule as deliveries do.
+guard and plain-http rule as deliveries do; a URL those refuse is a 422 saying why, before
+anything is sent.
 """
 
 from __future__ import annotations
 
 import uuid
-from urllib.parse import urlsplit
 
 import httpx
 
+from hookstream.admin.problems import invalid_field
 from hookstream.admin.schemas import PingResult
 from hookstream.admin.state import AdminState
-from hookstream.delivery import AttemptResult, post, request_headers
+from hookstream.admin.webhooks import url_refusal
+from hookstream.delivery import post, request_headers
 from hookstream.directory import family_of
 from hookstream.models import DomainEvent, WebhookConfig, now_ms
 from hookstream.payloads import build_payload
-from hookstream.ssrf import AddressPolicy, BlockedAddressError
 
 PING_TRIGGER = "ping"
 PING_HEADER = "X-Hookstream-Ping"
@@ -37,8 +38,11 @@ def ping_event(config: WebhookConfig, ping_id: str) -> DomainEvent:
 
 
 async def ping(state: AdminState, config: WebhookConfig) -> PingResult:
-    """POST the test event once and report the answer."""
+    """POST the test event once and report the answer; 422 if the URL may not be reached."""
     settings = state.settings
+    refusal = url_refusal(state, config.payload_url)
+    if refusal is not None:
+        invalid_field("payload_url", refusal)
     ping_id = f"ping_{uuid.uuid4().hex}"
     payload = build_payload(
         config,
@@ -48,21 +52,19 @@ async def ping(state: AdminState, config: WebhookConfig) -> PingResult:
         now_ms(),
         settings.delivery.portal_url,
     )
-    result = _refusal(state, config)
-    if result is None:
-        connect = config.connect_timeout_s or settings.delivery.default_connect_timeout_s
-        read = config.read_timeout_s or state.policy.current.request_timeout_s
-        headers = request_headers(config, payload, ping_id, attempt=1)
-        headers[PING_HEADER] = "true"
-        result = await post(
-            state.http,
-            config.payload_url,
-            payload,
-            headers,
-            httpx.Timeout(read, connect=connect, read=read, write=read, pool=connect),
-            total_timeout_s=connect + read + 1.0,
-            excerpt_bytes=settings.delivery.response_excerpt_bytes,
-        )
+    connect = config.connect_timeout_s or settings.delivery.default_connect_timeout_s
+    read = config.read_timeout_s or state.policy.current.request_timeout_s
+    headers = request_headers(config, payload, ping_id, attempt=1)
+    headers[PING_HEADER] = "true"
+    result = await post(
+        state.http,
+        config.payload_url,
+        payload,
+        headers,
+        httpx.Timeout(read, connect=connect, read=read, write=read, pool=connect),
+        total_timeout_s=connect + read + 1.0,
+        excerpt_bytes=settings.delivery.response_excerpt_bytes,
+    )
     status = result.http_status
     return PingResult(
         ping_id=ping_id,
@@ -72,15 +74,3 @@ async def ping(state: AdminState, config: WebhookConfig) -> PingResult:
         error=result.error,
         duration_ms=round(result.duration_ms, 3),
     )
-
-
-def _refusal(state: AdminState, config: WebhookConfig) -> AttemptResult | None:
-    """Why the URL may not be reached at all (plain http, a refused address), or None."""
-    settings = state.settings
-    if urlsplit(config.payload_url).scheme != "https" and not settings.delivery.allow_plain_http:
-        return AttemptResult(None, None, "plain http:// payload URLs are refused", 0.0)
-    try:
-        AddressPolicy(settings.security.allow_networks).check_url(config.payload_url)
-    except BlockedAddressError as exc:
-        return AttemptResult(None, None, str(exc), 0.0)
-    return None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, NoReturn
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -92,6 +92,14 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_kafka(request: Request, exc: KafkaError) -> JSONResponse:
+    if isinstance(exc, MessageSizeTooLargeError):
+        # The input is too large, not the cluster unhealthy: retrying would never help.
+        log.warning("Kafka refused an oversized write for %s %s", request.method, request.url.path)
+        return problem(
+            413,
+            "the change is larger than Kafka accepts for one record; shorten the largest "
+            "fields (auth header values, triggers, name) and send it again",
+        )
     log.error("Kafka refused a write for %s %s: %r", request.method, request.url.path, exc)
     return problem(503, "Kafka did not accept the write; try again when the cluster is healthy")
 

@@ -37,19 +37,34 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 
 def _validated(fields: dict[str, Any], state: AdminState) -> WebhookConfig:
-    """The config these fields make by the rules of ``WebhookConfig``, or a 422 naming the field."""
+    """The config these fields make by the rules of ``WebhookConfig``, or a 422 naming the field.
+
+    The payload URL is refused by the same rule (and canonical reading of its host) as every
+    attempt applies, so what is registered can be sent. No message echoes the submitted value.
+    """
     try:
         config = WebhookConfig.model_validate(fields)
     except ValidationError as exc:
         raise_invalid(exc)
-    url = config.payload_url
+    refusal = url_refusal(state, config.payload_url)
+    if refusal is not None:
+        invalid_field("payload_url", refusal)
+    return config
+
+
+def url_refusal(state: AdminState, url: str) -> str | None:
+    """Why a payload URL may not be used (plain http, a refused or unusable host), or None;
+    the reason never repeats the URL."""
     if urlsplit(url).scheme != "https" and not state.settings.delivery.allow_plain_http:
-        invalid_field("payload_url", f"payload_url {url!r} must be an https:// URL")
+        return (
+            "payload_url must be an https:// URL (plain http is allowed only in development, "
+            "with HOOKSTREAM_DELIVERY__ALLOW_PLAIN_HTTP=true)"
+        )
     try:
         AddressPolicy(state.settings.security.allow_networks).check_url(url)
     except BlockedAddressError as exc:
-        invalid_field("payload_url", str(exc))
-    return config
+        return exc.without_host
+    return None
 
 
 async def _apply(

@@ -67,7 +67,9 @@ def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.cluster import resolve_bootstrap
     from hookstream.topics import create_topics
 
-    outcome = create_topics(resolve_bootstrap(settings), settings.topics, settings.kafka_security)
+    outcome = create_topics(
+        resolve_bootstrap(settings), settings.topics, settings.kafka_security, fix=args.fix
+    )
     for name, state in outcome.items():
         print(f"{state:8} {name}")
     return 0
@@ -76,18 +78,24 @@ def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
 def _matcher(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.cluster import resolve_bootstrap
     from hookstream.matcher import run_matcher
+    from hookstream.topics import require_topics
 
     log.info("matcher starting with settings %s", settings.masked())
-    run_matcher(settings, resolve_bootstrap(settings))
+    bootstrap = resolve_bootstrap(settings)
+    require_topics(bootstrap, settings.topics, settings.kafka_security)
+    run_matcher(settings, bootstrap)
     return 0
 
 
 def _sender(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.cluster import resolve_bootstrap
     from hookstream.sender import run_sender
+    from hookstream.topics import require_topics
 
     log.info("sender starting with settings %s", settings.masked())
-    asyncio.run(run_sender(settings, resolve_bootstrap(settings)))
+    bootstrap = resolve_bootstrap(settings)
+    require_topics(bootstrap, settings.topics, settings.kafka_security)
+    asyncio.run(run_sender(settings, bootstrap))
     return 0
 
 
@@ -175,9 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = commands.add_parser("topics", help="manage hookstream's topics")
     topic_commands = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
-    topic_commands.add_parser(
-        "create", help="create every topic with its settings (idempotent)"
-    ).set_defaults(handler=_topics_create)
+    create = topic_commands.add_parser(
+        "create",
+        help="create every missing topic; check the existing ones (partitions, replicas, "
+        "cleanup policy, retention, min.insync.replicas) and fail naming each difference",
+    )
+    create.add_argument(
+        "--fix",
+        action="store_true",
+        help="change what Kafka can change: configs, and partitions (only ever added)",
+    )
+    create.set_defaults(handler=_topics_create)
     commands.add_parser("matcher", help="run the Faust matcher and webhook registry").set_defaults(
         handler=_matcher
     )

@@ -42,16 +42,22 @@ class HookstreamClient:
         bootstrap: str,
         topics: TopicSettings | None = None,
         security: KafkaSecuritySettings | None = None,
+        compression_type: str | None = None,
     ) -> None:
+        """``compression_type`` (gzip, snappy, lz4, zstd) compresses what this client writes;
+        it reads every codec whatever the setting."""
         self.bootstrap = bootstrap
         self.topics = topics or TopicSettings()
-        self._connection = kafka_python_options(security)
+        # Metadata requests that never create a topic: a missing topic is an error to report,
+        # not one to create with the broker's defaults (1 partition, cleanup.policy=delete).
+        self._connection = {**kafka_python_options(security), "allow_auto_create_topics": False}
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             **self._connection,
             acks="all",
             client_id="hookstream-client",
             linger_ms=0,
+            compression_type=compression_type,
         )
 
     @classmethod

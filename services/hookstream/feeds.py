@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hookstream.errors import ConfigurationError
 from hookstream.kafkaauth import aiokafka_options
+from hookstream.kafkaio import getmany_past_unreadable
 from hookstream.settings import KafkaSecuritySettings
 
 
@@ -90,7 +91,11 @@ class CompactedFeed:
         if not remaining:
             self._set_ready()
         while True:
-            batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms)
+            # A batch no client here can unpack is logged, counted and skipped: the view goes on
+            # without those records rather than the process failing on them at every start.
+            batches, _ = await getmany_past_unreadable(
+                consumer, self._client_id, timeout_ms=self._poll_timeout_ms
+            )
             for records in batches.values():
                 for record in records:
                     self.apply(record)

@@ -1,8 +1,17 @@
-"""aiokafka clients configured the one way the services use them: durable writes, manual commits."""
+"""aiokafka clients configured the one way the services use them: durable writes, manual commits;
+and reading on past a record batch that cannot be unpacked instead of crash-looping on it."""
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import Counter
 
 from hookstream.codec import encode
 from hookstream.kafkaauth import aiokafka_options
@@ -67,4 +76,167 @@ def dead_letter_bytes(
             reason=reason,
             service=service,
         )
+    )
+
+
+log = logging.getLogger(__name__)
+
+UNREADABLE_BATCHES = Counter(
+    "hookstream_unreadable_batches_total",
+    "Record batches skipped because they could not be unpacked (codec, CRC, corrupt data).",
+    ["service", "topic"],
+)
+
+#: Records as ``getmany`` returns them, keyed by partition.
+Records = dict[TopicPartition, list[Any]]
+
+
+@dataclass(frozen=True)
+class UnreadableBatch:
+    """A record batch the client could not unpack, and the records the failed fetch had read."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    next_offset: int
+    reason: str
+    read_before: Records = field(default_factory=dict)
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def dead_letter(self, service: str) -> bytes:
+        """A dead-letter record naming the skipped offsets; the batch's bytes are not available."""
+        return dead_letter_bytes(
+            self.topic,
+            self.partition,
+            self.first_offset,
+            None,
+            None,
+            f"unreadable record batch, offsets {self.first_offset}..{self.next_offset - 1} "
+            f"skipped: {self.reason}",
+            service,
+        )
+
+
+def unreadable_batch(error: BaseException) -> UnreadableBatch | None:
+    """The batch an aiokafka fetch failed to unpack, or None when ``error`` is something else.
+
+    aiokafka raises codec and CRC errors (and the decompressors' own errors for corrupt data)
+    from its batch iterator without saying which batch failed, and the records it had already
+    taken from other partitions in that fetch are dropped with the exception. Both are still in
+    the frames of the traceback: the batch being unpacked (``_unpack_records``), the records of
+    its partition read before it (``getall``) and those of other partitions (``fetched_records``).
+    Only an error raised while unpacking a batch matches, so every other failure still stops the
+    caller. Checked against aiokafka 0.13 and 0.14 by tests/integration/test_compression.py.
+    """
+    batch_frame: dict[str, Any] | None = None
+    partial: list[Any] = []
+    drained: Mapping[Any, list[Any]] = {}
+    traceback: TracebackType | None = error.__traceback__
+    while traceback is not None:
+        frame = traceback.tb_frame
+        name = frame.f_code.co_name
+        local = frame.f_locals
+        if name == "fetched_records" and isinstance(local.get("drained"), dict):
+            drained = local["drained"]
+        elif name == "getall" and isinstance(local.get("ret_list"), list):
+            partial = local["ret_list"]
+        elif name == "_unpack_records" and "next_batch" in local and "tp" in local:
+            batch_frame = local
+        traceback = traceback.tb_next
+    if batch_frame is None:
+        return None
+    tp, batch = batch_frame["tp"], batch_frame["next_batch"]
+    read_before: Records = {
+        TopicPartition(t.topic, t.partition): list(r) for t, r in drained.items()
+    }
+    if partial:
+        read_before[TopicPartition(tp.topic, tp.partition)] = list(partial)
+    return UnreadableBatch(
+        topic=tp.topic,
+        partition=tp.partition,
+        first_offset=int(batch.base_offset),
+        next_offset=int(batch.next_offset),
+        reason=text
+        if (text := str(error)).startswith(type(error).__name__)
+        else f"{type(error).__name__}: {text}",
+        read_before=read_before,
+    )
+
+
+class _RateLimitedLog:
+    """At most one error line per partition and interval; the lines skipped are counted."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[tuple[str, int], float] = {}
+        self._skipped: dict[tuple[str, int], int] = {}
+
+    def error(self, batch: UnreadableBatch, service: str) -> None:
+        key = (batch.topic, batch.partition)
+        now = time.monotonic()
+        if now - self._last.get(key, -self.interval_s) < self.interval_s:
+            self._skipped[key] = self._skipped.get(key, 0) + 1
+            return
+        self._last[key] = now
+        skipped = self._skipped.pop(key, 0)
+        log.error(
+            "%s skipped an unreadable record batch at %s[%d] offsets %d..%d: %s%s",
+            service,
+            batch.topic,
+            batch.partition,
+            batch.first_offset,
+            batch.next_offset - 1,
+            batch.reason,
+            f" ({skipped} more on this partition since the last report)" if skipped else "",
+            extra={
+                "topic": batch.topic,
+                "partition": batch.partition,
+                "offset": batch.first_offset,
+            },
+        )
+
+
+_unreadable_log = _RateLimitedLog()
+
+
+async def fetch_past_unreadable(
+    fetch: Callable[[], Awaitable[Mapping[Any, Sequence[Any]]]],
+    seek: Callable[[TopicPartition, int], None],
+    service: str,
+) -> tuple[Records, UnreadableBatch | None]:
+    """Run one fetch; if a batch cannot be unpacked, report it, seek past it and go on.
+
+    Returns the records fetched (on a bad batch: those the fetch had read before it, so nothing
+    is lost) and the skipped batch, if any, for a caller that dead-letters it. ``fetch`` is e.g.
+    ``lambda: consumer.getmany(timeout_ms=100)`` or, in Faust's consumer thread,
+    ``lambda: fetcher.fetched_records(partitions, timeout=..., max_records=...)``.
+    """
+    try:
+        fetched = await fetch()
+    except Exception as error:
+        batch = unreadable_batch(error)
+        if batch is None:
+            raise
+        UNREADABLE_BATCHES.labels(service, batch.topic).inc()
+        _unreadable_log.error(batch, service)
+        seek(batch.tp, batch.next_offset)
+        return dict(batch.read_before), batch
+    return {TopicPartition(tp.topic, tp.partition): list(r) for tp, r in fetched.items()}, None
+
+
+async def getmany_past_unreadable(
+    consumer: AIOKafkaConsumer,
+    service: str,
+    timeout_ms: int,
+    max_records: int | None = None,
+) -> tuple[Records, UnreadableBatch | None]:
+    """``consumer.getmany`` that skips (and reports) a batch it cannot unpack instead of raising
+    on it forever: the same batch would fail again after every restart."""
+    return await fetch_past_unreadable(
+        lambda: consumer.getmany(timeout_ms=timeout_ms, max_records=max_records),
+        consumer.seek,
+        service,
     )

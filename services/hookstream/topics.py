@@ -1,14 +1,17 @@
-"""Provisioning of every topic hookstream uses, with its settings, through kafka-python's admin."""
+"""Provisioning of every topic hookstream uses, with its settings, through kafka-python's admin;
+and the checks that existing topics are as hookstream needs them."""
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from hookstream.errors import ConfigurationError
 from hookstream.kafkaauth import kafka_python_options
 from hookstream.settings import KafkaSecuritySettings, TopicSettings
 
@@ -24,9 +27,25 @@ class TopicSpec:
     configs: dict[str, str]
 
 
+#: How long delivery jobs and retries are kept: far longer than any retry schedule, so a sender
+#: that is down for days still finds its work. (A TopicSettings field would make it a setting.)
+JOB_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+#: How long ``require_topics`` waits for missing topics: on Kubernetes the topics Job and the
+#: services start together.
+REQUIRE_TIMEOUT_S = 60.0
+
+
+def min_insync_replicas(replication_factor: int) -> int:
+    """2 when there are at least 3 replicas (a write survives one broker down), else 1."""
+    return 2 if replication_factor >= 3 else 1
+
+
 def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
-    """The topics and their settings: the webhook configs compacted, the status time-retained."""
-    delete = {"cleanup.policy": "delete"}
+    """The topics and their settings: the webhook configs compacted, the rest time-retained."""
+    isr = {"min.insync.replicas": str(min_insync_replicas(topics.replication_factor))}
+    delete = {"cleanup.policy": "delete", **isr}
+    jobs = {**delete, "retention.ms": str(JOB_RETENTION_MS)}
     specs = [TopicSpec(name, topics.partitions, dict(delete)) for name in topics.events]
     specs += [
         TopicSpec(
@@ -36,12 +55,13 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
                 "cleanup.policy": "compact",
                 "min.compaction.lag.ms": "0",
                 "delete.retention.ms": str(24 * 3600 * 1000),
+                **isr,
             },
         ),
         TopicSpec(topics.webhook_commands, topics.partitions, dict(delete)),
-        TopicSpec(topics.settings, 1, {"cleanup.policy": "compact"}),
-        TopicSpec(topics.deliveries, topics.partitions, dict(delete)),
-        TopicSpec(topics.retries, topics.partitions, dict(delete)),
+        TopicSpec(topics.settings, 1, {"cleanup.policy": "compact", **isr}),
+        TopicSpec(topics.deliveries, topics.partitions, dict(jobs)),
+        TopicSpec(topics.retries, topics.partitions, dict(jobs)),
         TopicSpec(
             topics.status,
             topics.partitions,
@@ -56,37 +76,208 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
     return specs
 
 
-def create_topics(
-    bootstrap: str, topics: TopicSettings, security: KafkaSecuritySettings | None = None
-) -> dict[str, str]:
-    """Create every missing topic; returns each name with ``created`` or ``exists``."""
-    admin = KafkaAdminClient(
+class TopicMismatchError(ConfigurationError):
+    """Existing topics differ from what hookstream needs; the message names each difference."""
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """An existing topic as the cluster describes it."""
+
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way an existing topic differs from its spec, and whether ``--fix`` can change it."""
+
+    topic: str
+    what: str
+    fixable: bool
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.what}" + ("" if self.fixable else " (--fix cannot change it)")
+
+
+def differences(spec: TopicSpec, state: TopicState, replication_factor: int) -> list[Difference]:
+    """How ``state`` falls short of ``spec``: fewer partitions or replicas, any other config."""
+    found: list[Difference] = []
+    if state.partitions < spec.partitions:
+        found.append(
+            Difference(
+                spec.name,
+                f"{state.partitions} partitions, needs at least {spec.partitions}",
+                fixable=True,
+            )
+        )
+    if state.replication_factor < replication_factor:
+        found.append(
+            Difference(
+                spec.name,
+                f"replication factor {state.replication_factor}, needs {replication_factor} "
+                f"(reassign the partitions with kafka-reassign-partitions)",
+                fixable=False,
+            )
+        )
+    for key, wanted in spec.configs.items():
+        actual = state.configs.get(key)
+        if actual != wanted:
+            found.append(Difference(spec.name, f"{key}={actual}, needs {key}={wanted}", True))
+    return found
+
+
+def _admin(bootstrap: str, security: KafkaSecuritySettings | None) -> KafkaAdminClient:
+    return KafkaAdminClient(
         bootstrap_servers=bootstrap,
         client_id="hookstream-topics",
         **kafka_python_options(security),
     )
+
+
+def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
+    """The existing topics among ``names`` (metadata requests that never create a topic)."""
+    existing = set(admin.list_topics()) & set(names)
+    if not existing:
+        return {}
+    ordered = sorted(existing)
+    described = {topic["name"]: topic for topic in admin.describe_topics(ordered)}
+    configs = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in ordered],
+        config_filter="all",
+    )["topic"]
+    states: dict[str, TopicState] = {}
+    for name in ordered:
+        partitions = described[name]["partitions"]
+        states[name] = TopicState(
+            partitions=len(partitions),
+            replication_factor=min(len(p["replica_nodes"]) for p in partitions),
+            configs={key: entry["value"] for key, entry in configs[name].items()},
+        )
+    return states
+
+
+def create_topics(
+    bootstrap: str,
+    topics: TopicSettings,
+    security: KafkaSecuritySettings | None = None,
+    fix: bool = False,
+) -> dict[str, str]:
+    """Create every missing topic and check every existing one against its spec.
+
+    Returns each name with ``created``, ``ok`` or ``fixed``. A difference raises
+    ``TopicMismatchError`` naming all of them, unless ``fix`` is set and Kafka can change them:
+    configs are altered incrementally and partitions added (records already written stay where
+    they are: a topic that was ``delete`` keeps what it still holds, now compacted).
+    """
+    admin = _admin(bootstrap, security)
     outcome: dict[str, str] = {}
     try:
-        existing = set(admin.list_topics())
-        for spec in topic_specs(topics):
-            if spec.name in existing:
-                outcome[spec.name] = "exists"
+        specs = topic_specs(topics)
+        states = describe(admin, [spec.name for spec in specs])
+        found: list[Difference] = []
+        for spec in specs:
+            state = states.get(spec.name)
+            if state is None:
+                outcome[spec.name] = _create(admin, spec, topics.replication_factor)
                 continue
-            new = NewTopic(
-                name=spec.name,
-                num_partitions=spec.partitions,
-                replication_factor=topics.replication_factor,
-                topic_configs=spec.configs,
+            diff = differences(spec, state, topics.replication_factor)
+            found += diff
+            outcome[spec.name] = "ok" if not diff else "differs"
+        if found and (not fix or not all(d.fixable for d in found)):
+            raise TopicMismatchError(
+                "existing topics differ from what hookstream needs:\n  "
+                + "\n  ".join(str(d) for d in found)
+                + (
+                    "\nrun `hookstream topics create --fix` to change them"
+                    if all(d.fixable for d in found)
+                    else "\nchange what --fix cannot by hand, then run `hookstream topics create`"
+                )
             )
-            try:
-                admin.create_topics([new], timeout_ms=30_000)
-            except TopicAlreadyExistsError:
-                outcome[spec.name] = "exists"
-                continue
-            log.info(
-                "created topic %s (%d partitions, %s)", spec.name, spec.partitions, spec.configs
-            )
-            outcome[spec.name] = "created"
+        for spec in specs:
+            state = states.get(spec.name)
+            if outcome[spec.name] == "differs" and state is not None:
+                _fix(admin, spec, state)
+                outcome[spec.name] = "fixed"
     finally:
         admin.close()
     return outcome
+
+
+def _create(admin: KafkaAdminClient, spec: TopicSpec, replication_factor: int) -> str:
+    new = NewTopic(
+        name=spec.name,
+        num_partitions=spec.partitions,
+        replication_factor=replication_factor,
+        topic_configs=spec.configs,
+    )
+    try:
+        admin.create_topics([new], timeout_ms=30_000)
+    except TopicAlreadyExistsError:
+        raise TopicMismatchError(
+            f"topic {spec.name} was created by someone else meanwhile; run "
+            f"`hookstream topics create` again to check it"
+        ) from None
+    log.info("created topic %s (%d partitions, %s)", spec.name, spec.partitions, spec.configs)
+    return "created"
+
+
+def _fix(admin: KafkaAdminClient, spec: TopicSpec, state: TopicState) -> None:
+    changed = {k: v for k, v in spec.configs.items() if state.configs.get(k) != v}
+    if changed:
+        result = admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=changed)],
+            incremental=True,
+        )
+        status = result["topic"][spec.name]
+        if status != "OK":
+            raise TopicMismatchError(f"Kafka refused to change {spec.name} {changed}: {status}")
+    if state.partitions < spec.partitions:
+        admin.create_partitions({spec.name: NewPartitions(total_count=spec.partitions)})
+    log.warning("changed topic %s: %s, %d partitions", spec.name, changed, spec.partitions)
+
+
+def require_topics(
+    bootstrap: str,
+    topics: TopicSettings,
+    security: KafkaSecuritySettings | None = None,
+    timeout_s: float = REQUIRE_TIMEOUT_S,
+) -> None:
+    """Refuse to start a service on topics that would lose data or were never created.
+
+    Waits up to ``timeout_s`` for missing topics to appear, then raises ``ConfigurationError``
+    naming them. A compacted topic that is not compacted (as topic auto-creation makes it) raises
+    at once: its webhook configs or settings would be deleted after the retention period.
+    """
+    specs = topic_specs(topics)
+    names = [spec.name for spec in specs]
+    deadline = time.monotonic() + timeout_s
+    admin = _admin(bootstrap, security)
+    try:
+        while True:
+            states = describe(admin, names)
+            wrong = [
+                str(d)
+                for spec in specs
+                if spec.configs["cleanup.policy"] == "compact" and spec.name in states
+                for d in differences(spec, states[spec.name], topics.replication_factor)
+                if d.what.startswith("cleanup.policy=")
+            ]
+            if wrong:
+                raise TopicMismatchError(
+                    "hookstream cannot start: " + "; ".join(wrong) + ". Run `hookstream topics "
+                    "create --fix`, and set auto.create.topics.enable=false on the brokers"
+                )
+            missing = [name for name in names if name not in states]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise ConfigurationError(
+                    f"hookstream cannot start: topic(s) {', '.join(missing)} do not exist "
+                    f"(waited {timeout_s:g} s); run `hookstream topics create`"
+                )
+            log.warning("waiting for topic(s) %s; run `hookstream topics create`", missing)
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+    finally:
+        admin.close()

@@ -94,7 +94,7 @@ def test_topics_created_with_their_settings(make_settings) -> None:  # type: ign
     settings: Settings = make_settings()
     bootstrap = settings.kafka_bootstrap
     assert create_topics(bootstrap, settings.topics) == {
-        name: "exists" for name in settings.topics.all_names()
+        name: "ok" for name in settings.topics.all_names()
     }
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:

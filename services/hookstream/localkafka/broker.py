@@ -83,20 +83,30 @@ def _require_tool(name: str, why: str) -> str:
 
 def fetch_jars(settings: LocalKafkaSettings) -> Path:
     """Download the broker jars once into the cache and return their folder."""
-    libs = settings.home / f"kafka-{settings.version}" / "libs"
+    return _fetch(settings, "pom.xml", "libs", "kafka_2.13-*.jar")
+
+
+def fetch_tools(settings: LocalKafkaSettings) -> Path:
+    """Download Kafka's command-line tools (e.g. ``org.apache.kafka.tools.ConsoleProducer``)
+    once into the cache and return their folder, a class path of its own beside the broker's."""
+    return _fetch(settings, "tools-pom.xml", "tools", "kafka-tools-*.jar")
+
+
+def _fetch(settings: LocalKafkaSettings, pom: str, folder: str, expected: str) -> Path:
+    libs = settings.home / f"kafka-{settings.version}" / folder
     if (libs / _COMPLETE_MARKER).exists():
         return libs
-    mvn = _require_tool("mvn", "Maven fetches the Kafka broker jars from Maven Central")
+    mvn = _require_tool("mvn", "Maven fetches the Kafka jars from Maven Central")
     if libs.exists():
         shutil.rmtree(libs)
     libs.mkdir(parents=True)
-    log.info("fetching Apache Kafka %s jars into %s", settings.version, libs)
+    log.info("fetching Apache Kafka %s jars (%s) into %s", settings.version, pom, libs)
     command = [
         mvn,
         "-q",
         "-B",
         "-f",
-        str(_package_file("pom.xml")),
+        str(_package_file(pom)),
         f"-Dkafka.version={settings.version}",
         "dependency:copy-dependencies",
         f"-DoutputDirectory={libs}",
@@ -108,8 +118,8 @@ def fetch_jars(settings: LocalKafkaSettings) -> Path:
             f"Maven could not fetch Apache Kafka {settings.version} (exit {done.returncode}):\n"
             f"{(done.stdout + done.stderr)[-2000:]}"
         )
-    if not any(libs.glob("kafka_2.13-*.jar")):
-        raise LocalBrokerError(f"Maven finished but no kafka_2.13 jar is in {libs}")
+    if not any(libs.glob(expected)):
+        raise LocalBrokerError(f"Maven finished but no {expected} is in {libs}")
     (libs / _COMPLETE_MARKER).write_text(settings.version)
     return libs
 

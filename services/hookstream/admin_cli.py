@@ -110,9 +110,12 @@ def _webhook_body(args: argparse.Namespace) -> dict[str, Any]:
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.admin.app import run_admin
     from hookstream.cluster import resolve_bootstrap
+    from hookstream.topics import require_topics
 
     log.info("admin API starting with settings %s", settings.masked())
-    return run_admin(settings, resolve_bootstrap(settings))
+    bootstrap = resolve_bootstrap(settings)
+    require_topics(bootstrap, settings.topics, settings.kafka_security)
+    return run_admin(settings, bootstrap)
 
 
 def _webhooks_create(args: argparse.Namespace, settings: Settings) -> int:

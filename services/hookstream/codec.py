@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -22,6 +23,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from hookstream.errors import DecodeError, SchemaMismatchError
 from hookstream.models import (
+    MAX_PROPERTIES_DEPTH,
     DeadLetter,
     DeliveryJob,
     DeliveryPolicy,
@@ -36,6 +38,9 @@ MARKER = b"\xc3\x01"
 _HEADER_SIZE = len(MARKER) + 8
 _JSON_PROP = "hookstream.json"
 _SECRET_PROP = "hookstream.secret"  # noqa: S105 - the name of a schema attribute
+#: A JSON string (a form without backtracking), and a bracket outside strings.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 #: Schema files in dependency order (later ones refer to names defined by earlier ones).
 SCHEMA_FILES: dict[type[BaseModel], str] = {
@@ -147,6 +152,33 @@ def describe_validation_error(exc: ValidationError) -> str:
     )
 
 
+def json_too_deep(text: str, limit: int = MAX_PROPERTIES_DEPTH) -> bool:
+    """Whether a JSON document nests objects and arrays more than ``limit`` levels deep.
+
+    Checked before ``json.loads``, which recurses once per level: a deep enough document would
+    raise RecursionError (or, a little less deep, parse and make every later encoder fail)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if bracket.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _json_field(name: str, text: str) -> Any:
+    if json_too_deep(text):
+        raise DecodeError(
+            f"{name} nests objects and arrays deeper than {MAX_PROPERTIES_DEPTH} levels "
+            f"(hookstream.models.MAX_PROPERTIES_DEPTH)"
+        )
+    return json.loads(text)
+
+
 def _to_avro(schema: avro.schema.Schema, value: Any) -> Any:
     if isinstance(schema, avro.schema.RecordSchema):
         out = {}
@@ -155,7 +187,10 @@ def _to_avro(schema: avro.schema.Schema, value: Any) -> Any:
             if field.props.get(_SECRET_PROP):
                 out[field.name] = _seal(item)
             elif field.props.get(_JSON_PROP):
-                out[field.name] = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+                # allow_nan=False: NaN and Infinity are not JSON; a receiver could not parse them.
+                out[field.name] = json.dumps(
+                    item, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+                )
             else:
                 out[field.name] = _to_avro(field.type, item)
         return out
@@ -183,7 +218,7 @@ def _from_avro(schema: avro.schema.Schema, value: Any) -> Any:
             if field.props.get(_SECRET_PROP):
                 out[field.name] = _unseal(item)
             elif field.props.get(_JSON_PROP):
-                out[field.name] = json.loads(item)
+                out[field.name] = _json_field(field.name, item)
             else:
                 out[field.name] = _from_avro(field.type, item)
         return out

@@ -4,19 +4,32 @@ The same Faust app runs the registry agent, the only writer of the compacted con
 applies webhook commands one key at a time (see ``hookstream.registry``).
 
 At least once: records sent inside an agent are attached to the offset of the event being
-processed and published before Faust commits that offset, so a crash repeats work and never
-drops it. Agents run with concurrency 1 (faust-streaming #606: concurrency > 1 may commit past
-unfinished work).
+processed: an event is acked only once the broker has acknowledged its jobs (the events agent
+keeps going meanwhile, see ``hookstream.ackwindow``; the other agents wait per record), so an
+offset is never committed ahead of its writes: a crash or a failed write repeats work and never
+drops it. Agents run with concurrency 1 (faust-streaming #606: concurrency > 1 may
+commit past unfinished work).
+
+No input may stop an agent: a record whose handling raises (undecodable, breaking a rule, or
+failing in a way nobody foresaw) goes to the dead-letter topic with the reason, and the agent
+takes the next one. Handling is split for that: a pure step (decode, match, encode) whose errors
+are the record's fault, then the writes, whose errors are Kafka's and are not dead-lettered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import faust
 import mode
 
+from hookstream.ackwindow import AckWindow
 from hookstream.codec import decode, encode
 from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
@@ -24,6 +37,7 @@ from hookstream.kafkaauth import faust_credentials
 from hookstream.kafkaio import dead_letter_bytes
 from hookstream.metrics import DEACTIVATIONS, DEAD_LETTERS, EVENTS_CONSUMED, JOBS_PRODUCED
 from hookstream.models import (
+    CommandKind,
     DeliveryJob,
     DeliveryPolicy,
     DomainEvent,
@@ -34,12 +48,84 @@ from hookstream.models import (
     now_ms,
 )
 from hookstream.ops import OpsServer
-from hookstream.registry import apply_command
+from hookstream.registry import Change, apply_command
 from hookstream.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SERVICE = "matcher"
+#: Longest dead-letter reason kept; an exception's message can be as large as its input.
+MAX_REASON_LENGTH = 2000
+#: Events whose jobs may be waiting for the broker's acknowledgement at once.
+MAX_UNACKED_EVENTS = 1000
+
+T = TypeVar("T")
+
+
+def jobs_for(
+    domain_event: DomainEvent, directory: WebhookDirectory, triggered_at: int
+) -> list[tuple[bytes, bytes]]:
+    """The delivery jobs of one event, encoded: (key, value) per matching webhook."""
+    jobs: list[tuple[bytes, bytes]] = []
+    for match in directory.match(
+        domain_event.source, domain_event.resource_id, domain_event.operation
+    ):
+        webhook_id = match.webhook.webhook_id
+        job = DeliveryJob(
+            delivery_id=delivery_id_for(domain_event.event_id, webhook_id),
+            webhook_id=webhook_id,
+            trigger=match.trigger.text,
+            events=[domain_event],
+            attempt=1,
+            due_at=triggered_at,
+            triggered_at=triggered_at,
+        )
+        jobs.append((webhook_id.encode(), encode(job)))
+    return jobs
+
+
+def match_record(
+    value: bytes | None, directory: WebhookDirectory, triggered_at: int
+) -> list[tuple[bytes, bytes]]:
+    """Decode an event record and encode its delivery jobs; raises DecodeError for bad input."""
+    return jobs_for(decode(value, DomainEvent), directory, triggered_at)
+
+
+def failure_reason(exc: Exception) -> str:
+    """A dead letter's reason for an exception: the message of a DecodeError, else the type and
+    message; always encodable (a message may quote input that UTF-8 cannot encode) and bounded."""
+    reason = str(exc) if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
+    reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(reason) > MAX_REASON_LENGTH:
+        reason = reason[:MAX_REASON_LENGTH] + " [...]"
+    return reason
+
+
+class LogLimiter:
+    """At most ``burst`` log lines per ``window_s``; the next line allowed says how many were
+    held back, so a flood of bad records cannot flood the log too (the metric counts them all)."""
+
+    def __init__(
+        self, burst: int = 20, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._burst = burst
+        self._window_s = window_s
+        self._clock = clock
+        self._window_start = clock()
+        self._lines = 0
+        self.suppressed = 0
+
+    def allow(self) -> int | None:
+        """None if this line must be held back, else the number held back before it."""
+        now = self._clock()
+        if now - self._window_start >= self._window_s:
+            self._window_start, self._lines = now, 0
+        if self._lines >= self._burst:
+            self.suppressed += 1
+            return None
+        self._lines += 1
+        held, self.suppressed = self.suppressed, 0
+        return held
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -47,6 +133,38 @@ def faust_broker_url(bootstrap: str) -> str:
     return ";".join(
         f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()
     )
+
+
+async def guarded(
+    event: faust.EventT[bytes],
+    work: Callable[[], T],
+    dead_letter: Callable[[faust.EventT[bytes], str], Awaitable[None]],
+    limiter: LogLimiter,
+) -> T | None:
+    """Run the pure step of handling a record; a record it fails on is dead-lettered (None).
+
+    Any exception counts, not only DecodeError: no input may stop an agent, and the record is
+    kept with the reason. CancelledError is not an Exception and goes through."""
+    try:
+        return work()
+    except DecodeError as exc:
+        await dead_letter(event, failure_reason(exc))
+    except Exception as exc:
+        message = event.message
+        if limiter.allow() is not None:
+            log.exception(
+                "handling %s[%d]@%d failed",
+                message.topic,
+                message.partition,
+                message.offset,
+                extra={
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                },
+            )
+        await dead_letter(event, "handling failed: " + failure_reason(exc))
+    return None
 
 
 def create_app(settings: Settings, bootstrap: str) -> faust.App:
@@ -107,11 +225,22 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
             await feed.stop()
             await ops.stop()
 
+    limiter = LogLimiter()
+
     async def dead_letter(event: faust.EventT[bytes], reason: str) -> None:
         message = event.message
-        log.error(
-            "dead-lettering %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
-        )
+        context = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        held = limiter.allow()
+        if held is not None:
+            log.error(
+                "dead-lettering %s[%d]@%d: %s%s",
+                message.topic,
+                message.partition,
+                message.offset,
+                reason,
+                f" ({held} more dead-lettered records were not logged)" if held else "",
+                extra=context,
+            )
         DEAD_LETTERS.labels(SERVICE).inc()
         value = dead_letter_bytes(
             message.topic,
@@ -122,13 +251,22 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
             reason,
             SERVICE,
         )
-        await deadletter_topic.send(key=message.key, value=value)
+        await settle([await deadletter_topic.send(key=message.key, value=value)])
+
+    async def settle(sends: list[Awaitable[Any]]) -> None:
+        """Wait until the broker has every write of this record, before its offset is acked: a
+        write that fails stops the agent here, and the record is read again."""
+        if sends:
+            await asyncio.gather(*sends)
 
     @app.agent(events_topic, concurrency=1)
     async def match_events(stream: faust.StreamT[bytes]) -> None:
         await feed.wait_ready(settings.matcher.ready_timeout_s)
         limit = settings.security.max_event_bytes
-        async for event in stream.events():
+        # Acks are ours: an event is acked once its jobs are written (see AckWindow), so the
+        # agent does not wait a producer round trip per event and no offset passes a lost write.
+        window = AckWindow(MAX_UNACKED_EVENTS)
+        async for event in cast(Any, stream).noack().events():
             EVENTS_CONSUMED.inc()
             size = len(event.value or b"")
             if size > limit:
@@ -136,28 +274,20 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
                     f"event of {size} bytes exceeds HOOKSTREAM_SECURITY__MAX_EVENT_BYTES={limit}"
                 )
                 await dead_letter(event, reason)
+                event.ack()
                 continue
-            try:
-                domain_event = decode(event.value, DomainEvent)
-            except DecodeError as exc:
-                await dead_letter(event, str(exc))
+            jobs = await guarded(
+                event,
+                partial(match_record, event.value, directory, now_ms()),
+                dead_letter,
+                limiter,
+            )
+            if not jobs:
+                event.ack()
                 continue
-            triggered_at = now_ms()
-            for match in directory.match(
-                domain_event.source, domain_event.resource_id, domain_event.operation
-            ):
-                webhook_id = match.webhook.webhook_id
-                job = DeliveryJob(
-                    delivery_id=delivery_id_for(domain_event.event_id, webhook_id),
-                    webhook_id=webhook_id,
-                    trigger=match.trigger.text,
-                    events=[domain_event],
-                    attempt=1,
-                    due_at=triggered_at,
-                    triggered_at=triggered_at,
-                )
-                await deliveries_topic.send(key=webhook_id.encode(), value=encode(job))
-                JOBS_PRODUCED.inc()
+            writes = [await deliveries_topic.send(key=key, value=job) for key, job in jobs]
+            JOBS_PRODUCED.inc(len(jobs))
+            await window.track(event, writes)
 
     # Every process reads the two compacted state topics whole and skips what it cannot decode;
     # these agents, one consumer group for all matcher replicas, dead-letter each such record
@@ -177,54 +307,79 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     ) -> None:
         if event.value is None:  # a tombstone
             return
-        try:
-            decode(event.value, model)
-        except DecodeError as exc:
-            await dead_letter(event, str(exc))
+        await guarded(event, partial(decode, event.value, model), dead_letter, limiter)
 
     @app.agent(commands_topic, concurrency=1)
     async def apply_commands(stream: faust.StreamT[bytes]) -> None:
         await feed.wait_ready(settings.matcher.ready_timeout_s)
         async for event in stream.events():
-            try:
-                command = decode(event.value, WebhookCommand)
-            except DecodeError as exc:
-                await dead_letter(event, str(exc))
-                continue
-            webhook_id = command.webhook_id
-            change = apply_command(
-                directory.get(webhook_id),
-                command,
-                now_ms(),
-                directory.revision(webhook_id),
-                secret_grace_ms=settings.security.secret_grace_s * 1000,
+            planned = await guarded(
+                event, partial(_plan_command, event.value), dead_letter, limiter
             )
-            if change is None:
+            if planned is None or planned.change is None:
                 continue
+            webhook_id, change = planned.webhook_id, planned.change
             key = webhook_id.encode()
+            sends: list[Awaitable[Any]] = []
             if change.deleted:
                 revision = directory.revision(webhook_id) + 1
                 directory.delete(webhook_id, revision)
-                await webhooks_topic.send(
-                    key=key, value=None, headers={REVISION_HEADER: str(revision).encode()}
+                sends.append(
+                    await webhooks_topic.send(
+                        key=key, value=None, headers={REVISION_HEADER: str(revision).encode()}
+                    )
                 )
                 log.info("webhook %s deleted (revision %d)", webhook_id, revision)
             elif change.config is not None:
                 directory.put(change.config)
-                await webhooks_topic.send(
-                    key=key,
-                    value=encode(change.config),
-                    headers={REVISION_HEADER: str(change.config.revision).encode()},
+                sends.append(
+                    await webhooks_topic.send(
+                        key=key,
+                        value=planned.config_bytes,
+                        headers={REVISION_HEADER: str(change.config.revision).encode()},
+                    )
                 )
                 log.info(
-                    "webhook %s %s (revision %d)", webhook_id, command.kind, change.config.revision
+                    "webhook %s %s (revision %d)", webhook_id, planned.kind, change.config.revision
                 )
             if change.status is not None:
-                await status_topic.send(key=key, value=encode(change.status))
+                sends.append(await status_topic.send(key=key, value=planned.status_bytes))
                 if change.status.outcome is Outcome.DEACTIVATED:
                     DEACTIVATIONS.inc()
+            await settle(sends)
+
+    def _plan_command(value: bytes | None) -> _PlannedCommand:
+        command = decode(value, WebhookCommand)
+        webhook_id = command.webhook_id
+        change = apply_command(
+            directory.get(webhook_id),
+            command,
+            now_ms(),
+            directory.revision(webhook_id),
+            secret_grace_ms=settings.security.secret_grace_s * 1000,
+        )
+        if change is None:
+            return _PlannedCommand(webhook_id, command.kind, None, None, None)
+        return _PlannedCommand(
+            webhook_id,
+            command.kind,
+            change,
+            encode(change.config) if change.config is not None else None,
+            encode(change.status) if change.status is not None else None,
+        )
 
     return app
+
+
+@dataclass(frozen=True)
+class _PlannedCommand:
+    """A command's change with its records already encoded, so nothing can fail halfway."""
+
+    webhook_id: str
+    kind: CommandKind
+    change: Change | None
+    config_bytes: bytes | None
+    status_bytes: bytes | None
 
 
 def run_matcher(settings: Settings, bootstrap: str) -> None:

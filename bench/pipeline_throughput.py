@@ -229,8 +229,8 @@ def run(events: int, webhooks: int, concurrency: int, rate: float) -> dict[str, 
                     occurred_at=now_ms(),
                 )
                 producer.send(
-                    settings.topics.events[0], key=event.resource_id.encode(), value=encode(event)
-                )  # type: ignore[union-attr]
+                    settings.topics.events[0], key=f"item{n}".encode(), value=encode(event)
+                )
             producer.flush(timeout=60)
             produced_s = time.perf_counter() - start
             producer.close()

@@ -80,7 +80,9 @@ def jobs_for(
             due_at=triggered_at,
             triggered_at=triggered_at,
         )
-        jobs.append((webhook_id.encode(), encode(job)))
+        # Keyed by delivery, not webhook: one busy webhook's jobs spread over every partition and
+        # so over every sender replica (no order between deliveries is promised).
+        jobs.append((job.delivery_id.encode(), encode(job)))
     return jobs
 
 

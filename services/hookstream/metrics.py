@@ -35,3 +35,25 @@ ADMIN_REQUESTS = Counter(
     "Admin API requests by HTTP status code (401s are failed logins).",
     ["status"],
 )
+JOBS_WAITING = Gauge(
+    "hookstream_jobs_waiting",
+    "Due jobs held in the sender's memory by why they wait: slot (a global request slot), "
+    "webhook_limit (their webhook uses all its slots), circuit (their webhook's circuit is open).",
+    ["reason"],
+)
+WEBHOOKS_AT_LIMIT = Gauge(
+    "hookstream_webhooks_at_limit", "Webhooks with jobs waiting because they use all their slots."
+)
+CIRCUITS_OPEN = Gauge(
+    "hookstream_circuits_open", "Webhooks whose circuit is open or half-open in this sender."
+)
+JOBS_PARKED = Counter(
+    "hookstream_jobs_parked_total",
+    "Jobs moved to the retry topic unattempted, by reason: backlog (their webhook is slow) or "
+    "circuit (their webhook's circuit is open).",
+    ["reason"],
+)
+PARKED_WAITING = Gauge(
+    "hookstream_parked_jobs_waiting",
+    "Parked jobs read back from the retry topic and held in memory until due (slow-lane depth).",
+)

@@ -86,6 +86,43 @@ class DeliverySettings(BaseModel):
         default=5.0, gt=0, le=60.0, description="Connect timeout unless the webhook sets one."
     )
     concurrency: int = Field(default=64, ge=1, le=4096, description="Requests in flight at once.")
+    per_webhook_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=4096,
+        description="Requests in flight at once to one webhook, per sender (within concurrency).",
+    )
+    lane_max_wait_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="A job predicted to wait longer than this for its webhook's slots is moved "
+        "to the retry topic, due when a slot should be free, so other webhooks keep flowing.",
+    )
+    circuit_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Connection failures or timeouts in a row that open a webhook's circuit.",
+    )
+    circuit_open_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How long an open circuit holds jobs back before one probe may go.",
+    )
+    circuit_max_open_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between probes (it doubles after each failed probe).",
+    )
+    retry_jitter: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Up to this fraction of the retry interval is added at random to each retry.",
+    )
     max_scheduled: int = Field(
         default=10_000, ge=10, description="Retries held in memory before the retry topic pauses."
     )
@@ -102,6 +139,15 @@ class DeliverySettings(BaseModel):
         default="https://hookstream.invalid/portal/",
         description="Value of info.portalURL in portal-shaped payloads.",
     )
+
+    @model_validator(mode="after")
+    def _circuit(self) -> Self:
+        if self.circuit_max_open_s < self.circuit_open_s:
+            raise ValueError(
+                "HOOKSTREAM_DELIVERY__CIRCUIT_MAX_OPEN_S must be at least "
+                "HOOKSTREAM_DELIVERY__CIRCUIT_OPEN_S"
+            )
+        return self
 
 
 class MatcherSettings(BaseModel):

@@ -17,6 +17,7 @@ from hookstream.codec import encode
 from hookstream.models import (
     DeactivationPolicy,
     DomainEvent,
+    Outcome,
     WebhookConfig,
     delivery_id_for,
     now_ms,
@@ -179,5 +180,72 @@ def test_a_config_written_straight_to_the_topic_is_matched_within_a_second(
         assert first_event["operation"] == "signin"
     finally:
         producer.close()
+        pipeline.stop()
+        client.close()
+
+
+def test_killed_sender_beside_a_slow_webhook_loses_no_pair(
+    make_settings,
+    status_reader_factory,
+    receiver: Receiver,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """kill -9 of a sender while a slow webhook's jobs are parked on the retry topic and a fast
+    one is mid-stream: every (event, webhook) pair ends delivered or failed for good."""
+    settings: Settings = make_settings(retry_interval_s=1, lane_max_wait_s=0.5)
+    statuses = status_reader_factory(settings)
+    pipeline = Pipeline(settings, tmp_path)
+    client = HookstreamClient(settings.kafka_bootstrap or "", settings.topics)
+    try:
+        pipeline.start_matcher()
+        pipeline.start_sender()
+        slow = WebhookConfig(
+            webhook_id=f"slow-{uuid.uuid4().hex[:6]}",
+            name="Slow",
+            payload_url=receiver.url("/slow", Behaviour(delay_s=1.5)),
+            triggers=["/items/update"],
+        )
+        fast = WebhookConfig(
+            webhook_id=f"fast-{uuid.uuid4().hex[:6]}",
+            name="Fast",
+            payload_url=receiver.url("/fast", Behaviour(delay_s=0.02)),
+            triggers=["/items/update"],
+        )
+        register_and_wait(client, slow, fast)
+        events = _events("k")
+        for event in events[: EVENTS // 3]:
+            client.publish_event(event)
+        wait_until(lambda: len(receiver.on("/slow")) >= 8, 60, "the slow webhook's first wave")
+        for event in events[EVENTS // 3 :]:
+            client.publish_event(event)
+        wait_until(lambda: len(receiver.on("/fast")) >= 20, 60, "some fast deliveries")
+        assert pipeline.sender is not None
+        pipeline.sender.stop(sig=signal.SIGKILL)
+        assert len(_received_ids(receiver, "/slow")) < EVENTS, "the crash came too late"
+        pipeline.start_sender()
+
+        def unaccounted() -> set[tuple[str, str]]:
+            failed = {
+                (s.webhook_id, s.delivery_id)
+                for s in statuses.snapshot()
+                if s.final and s.outcome is Outcome.FAILED
+            }
+            missing = set()
+            for webhook, path in ((slow, "/slow"), (fast, "/fast")):
+                received = _received_ids(receiver, path)
+                for event in events:
+                    delivery_id = delivery_id_for(event.event_id, webhook.webhook_id)
+                    pair = (webhook.webhook_id, delivery_id)
+                    if delivery_id not in received and pair not in failed:
+                        missing.add(pair)
+            return missing
+
+        # 150 slow jobs at 8 at a time and 1.5 s each take about 30 s after the restart.
+        wait_until(lambda: not unaccounted(), 240, "every (event, webhook) pair")
+        assert not unaccounted()
+        assert _received_ids(receiver, "/fast") == {
+            delivery_id_for(event.event_id, fast.webhook_id) for event in events
+        }
+    finally:
         pipeline.stop()
         client.close()

@@ -75,6 +75,19 @@ def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _topics_wait(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.cluster import resolve_bootstrap
+    from hookstream.topics import require_topics
+
+    # Metadata requests only: an init step must never create a topic (auto-creation would make
+    # the compacted topics with the wrong cleanup policy).
+    require_topics(
+        resolve_bootstrap(settings), settings.topics, settings.kafka_security, args.timeout
+    )
+    print("every topic exists")
+    return 0
+
+
 def _matcher(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.cluster import resolve_bootstrap
     from hookstream.matcher import run_matcher
@@ -194,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="change what Kafka can change: configs, and partitions (only ever added)",
     )
     create.set_defaults(handler=_topics_create)
+    wait = topic_commands.add_parser(
+        "wait",
+        help="wait until every topic exists, never creating one (an init step before the "
+        "services); fails on a compacted topic that is not compacted",
+    )
+    wait.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait before failing (default 600)",
+    )
+    wait.set_defaults(handler=_topics_wait)
     commands.add_parser("matcher", help="run the Faust matcher and webhook registry").set_defaults(
         handler=_matcher
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -12,6 +13,10 @@ from hookstream.errors import ConfigurationError
 from hookstream.kafkaauth import aiokafka_options
 from hookstream.kafkaio import getmany_past_unreadable
 from hookstream.settings import KafkaSecuritySettings
+
+#: Longest the event loop is held applying records before other tasks get a turn: a batch of a
+#: large topic takes seconds to apply, and /healthz, /readyz and the API share this loop.
+YIELD_EVERY_S = 0.02
 
 
 class CompactedFeed:
@@ -96,9 +101,13 @@ class CompactedFeed:
             batches, _ = await getmany_past_unreadable(
                 consumer, self._client_id, timeout_ms=self._poll_timeout_ms
             )
+            turn_ends = time.monotonic() + YIELD_EVERY_S
             for records in batches.values():
                 for record in records:
                     self.apply(record)
+                    if time.monotonic() >= turn_ends:
+                        await asyncio.sleep(0)
+                        turn_ends = time.monotonic() + YIELD_EVERY_S
             if not self.ready.is_set() and all(
                 [await consumer.position(tp) >= end for tp, end in remaining.items()]
             ):

@@ -99,6 +99,36 @@ def settings_from_env(env: dict[str, str]) -> Settings:
         return Settings()
 
 
+def upper_bound(model: type[Any], field: str) -> float:
+    """The ``le`` bound of a pydantic field: the largest value a setting or record may hold."""
+    for item in model.model_fields[field].metadata:
+        bound = getattr(item, "le", None)
+        if bound is not None:
+            return float(bound)
+    raise AssertionError(f"{model.__name__}.{field} has no upper bound")
+
+
+def longest_attempt_s() -> float:
+    """How long one delivery attempt may run: the largest connect and read timeouts a webhook
+    or the settings may give, plus the second the sender adds (the drain must cover it)."""
+    from hookstream.models import WebhookConfig
+    from hookstream.settings import DeliverySettings
+
+    connect = max(
+        upper_bound(WebhookConfig, "connect_timeout_s"),
+        upper_bound(DeliverySettings, "default_connect_timeout_s"),
+    )
+    read = max(
+        upper_bound(WebhookConfig, "read_timeout_s"),
+        upper_bound(DeliverySettings, "request_timeout_s"),
+    )
+    return connect + read + 1
+
+
+#: Time the sender needs after the last attempt: its final commit and the producer's flush.
+COMMIT_MARGIN_S = 15.0
+
+
 # --- the CLI ------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 from deployfiles import (
+    COMMIT_MARGIN_S,
     COMPOSE_FILE,
     LISTENS,
     ROOT,
@@ -21,6 +22,7 @@ from deployfiles import (
     hookstream_services,
     interpolated_names,
     load_compose,
+    longest_attempt_s,
     raw_compose,
     settings_from_env,
     unknown_variables,
@@ -195,3 +197,22 @@ def _post(url: str) -> httpx.Response | None:
         return httpx.post(url, content=b'{"hello": 1}', headers={"webhook-id": "d-1"}, timeout=2)
     except httpx.TransportError:
         return None
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration as compose-go writes it ("2m30s", "1m0s", "30s") in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_stopping_leaves_the_sender_time_to_finish_its_attempts(
+    compose_project: dict[str, Any],
+) -> None:
+    # Docker's default is 10 s: a longer attempt would be cut off and delivered twice.
+    services = hookstream_services(compose_project)
+    sender = services["sender"]
+    assert _seconds(sender["stop_grace_period"]) >= longest_attempt_s() + COMMIT_MARGIN_S
+    for name in ("matcher", "admin"):
+        assert _seconds(services[name]["stop_grace_period"]) >= 30, name

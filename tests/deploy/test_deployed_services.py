@@ -16,12 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from deployfiles import (
+    K8S,
     LISTENS,
     image_argv,
     of_kind,
     pod_spec,
-    render,
     settings_from_env,
     subcommands,
 )
@@ -114,7 +115,10 @@ def _check_the_keda_example(
     (the example is written for the default app id and topic names)."""
     (scaled,) = [
         s
-        for s in of_kind(render("optional/keda"), "ScaledObject").values()
+        for s in yaml.safe_load_all(
+            (K8S / "components" / "keda" / "scaledobjects.yaml").read_text()
+        )
+        if s["kind"] == "ScaledObject"
         if s["spec"]["scaleTargetRef"]["name"] == f"hookstream-{service}"
     ]
     trigger = scaled["spec"]["triggers"][0]["metadata"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -87,15 +88,31 @@ def test_the_base_holds_every_piece(base: list[dict[str, Any]]) -> None:
         ("Deployment", "hookstream-matcher"),
         ("Deployment", "hookstream-sender"),
         ("Job", "hookstream-topics"),
-        ("Namespace", "hookstream"),
+        ("NetworkPolicy", "hookstream-admin-ingress"),
+        ("NetworkPolicy", "hookstream-default-deny"),
+        ("NetworkPolicy", "hookstream-dns"),
+        ("NetworkPolicy", "hookstream-kafka"),
+        ("NetworkPolicy", "hookstream-metrics"),
+        ("NetworkPolicy", "hookstream-receivers"),
         ("PodDisruptionBudget", "hookstream-admin"),
         ("PodDisruptionBudget", "hookstream-matcher"),
         ("PodDisruptionBudget", "hookstream-sender"),
         ("Service", "hookstream-admin"),
+        ("ServiceAccount", "hookstream"),
     ]
     for obj in base:
-        if obj["kind"] != "Namespace":
-            assert obj["metadata"]["namespace"] == "hookstream", obj["metadata"]["name"]
+        assert obj["metadata"]["namespace"] == "hookstream", obj["metadata"]["name"]
+
+
+def test_the_namespace_is_kept_apart_and_restricted() -> None:
+    # Deleting an installation (kubectl delete -k) must not delete the Secret's namespace.
+    (namespace,) = render("namespace")
+    assert namespace["kind"] == "Namespace" and namespace["metadata"]["name"] == "hookstream"
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    for version in KUBERNETES_VERSIONS:
+        _validate([namespace], version)
 
 
 def test_the_overlay_adds_the_secret_and_every_reference_resolves(
@@ -206,12 +223,13 @@ def test_probes_point_at_what_each_service_serves(
             assert probes["readinessProbe"]["path"] != probes["livenessProbe"]["path"]
             continue
         # Liveness: 200 while the process runs, even before it is ready (or starts would kill
-        # it). Readiness: 503 until the service has caught up, then 200.
-        for kind in ("startupProbe", "livenessProbe"):
+        # it). Readiness, and startup (which holds liveness off until then): 503 until the
+        # service has caught up, then 200.
+        answer = ops_paths_behaviour[probes["livenessProbe"]["path"]]
+        assert (answer.status_when_starting, answer.status_when_ready) == (200, 200)
+        for kind in ("startupProbe", "readinessProbe"):
             answer = ops_paths_behaviour[probes[kind]["path"]]
-            assert (answer.status_when_starting, answer.status_when_ready) == (200, 200), kind
-        answer = ops_paths_behaviour[probes["readinessProbe"]["path"]]
-        assert (answer.status_when_starting, answer.status_when_ready) == (503, 200)
+            assert (answer.status_when_starting, answer.status_when_ready) == (503, 200), kind
 
 
 def test_prometheus_scrapes_every_service_that_serves_metrics(
@@ -306,28 +324,49 @@ def test_every_service_command_runs_somewhere(base: list[dict[str, Any]]) -> Non
 
 def test_optional_examples_stay_out_of_the_base(base: list[dict[str, Any]]) -> None:
     text = (K8S / "base" / "kustomization.yaml").read_text()
-    assert "optional" not in text
+    assert "optional" not in text and "components" not in text
     kinds = {o["kind"] for o in base}
-    assert not kinds & {"ScaledObject", "PodMonitor", "ServiceMonitor"}
+    assert not kinds & {"ScaledObject", "PodMonitor", "ServiceMonitor", "PrometheusRule"}
+
+
+def with_components(tmp_path: Path, *components: str) -> list[dict[str, Any]]:
+    """The base with the given k8s/components, as an overlay of an installation renders it."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir(exist_ok=True)
+    # kustomize takes folders by relative path only.
+    listed = "".join(
+        f"  - {os.path.relpath(K8S / 'components' / name, overlay)}\n" for name in components
+    )
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {os.path.relpath(K8S / 'base', overlay)}\ncomponents:\n{listed}"
+    )
+    return render(str(overlay))
 
 
 def test_keda_scales_each_consumer_group_up_to_the_partitions(
     base: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    scaled = of_kind(render("optional/keda"), "ScaledObject")
+    objects = with_components(tmp_path, "keda")
+    scaled = of_kind(objects, "ScaledObject")
     deployments = of_kind(base, "Deployment")
     assert set(scaled) == {"hookstream-matcher", "hookstream-sender"}
+    authentications = of_kind(objects, "TriggerAuthentication")
     for name, scaled_object in scaled.items():
         spec = scaled_object["spec"]
         target = deployments[spec["scaleTargetRef"]["name"]]
+        # KEDA owns the replica count: a `replicas` in the manifest would be reset at every apply.
+        assert "replicas" not in of_kind(objects, "Deployment")[target["metadata"]["name"]]["spec"]
         (container,) = pod_spec(target)["containers"]
         service = container["args"][0]
         settings = _settings(container, base)
-        assert spec["maxReplicaCount"] <= settings.topics.partitions, name
+        assert spec["maxReplicaCount"] == settings.topics.partitions, name
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
         (trigger,) = spec["triggers"]
         assert trigger["type"] == "kafka"
+        assert trigger["authenticationRef"]["name"] in authentications
         meta = trigger["metadata"]
+        assert int(meta["activationLagThreshold"]) < int(meta["lagThreshold"])
         assert meta["bootstrapServers"] == settings.kafka_bootstrap
         if service == "matcher":
             # The matcher's group is its Faust app id.
@@ -340,6 +379,9 @@ def test_keda_scales_each_consumer_group_up_to_the_partitions(
             # The live test (test_deployed_services) sees this group join the broker.
             assert meta["consumerGroup"] == f"{settings.app_id}-sender"
             assert meta["topic"] == settings.topics.deliveries
+    for version in KUBERNETES_VERSIONS:
+        # KEDA's own kinds are custom resources, outside the Kubernetes schemas.
+        _validate([o for o in objects if not o["apiVersion"].startswith("keda.sh/")], version)
 
 
 def test_the_pod_monitor_scrapes_every_service(

@@ -15,6 +15,7 @@ from deployfiles import ROOT, setting_variables, unknown_variables
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.metrics import MetricWrapperBase
 
+import hookstream.kafkaio
 import hookstream.metrics
 from hookstream.directory import REVISION_HEADER
 from hookstream.topics import create_topics
@@ -24,9 +25,11 @@ DOC = ROOT / "docs" / "operations.md"
 
 
 def _metrics() -> dict[str, str]:
-    """Exposed metric name -> type, for every metric hookstream.metrics defines."""
+    """Exposed metric name -> type, for every metric hookstream defines (in hookstream.metrics,
+    and the unreadable-batch counter that hookstream.kafkaio keeps beside its reader)."""
     found = {}
-    for value in vars(hookstream.metrics).values():
+    modules = (hookstream.metrics, hookstream.kafkaio)
+    for value in [v for module in modules for v in vars(module).values()]:
         if isinstance(value, MetricWrapperBase):
             for family in value.describe():
                 name = family.name + ("_total" if family.type == "counter" else "")
@@ -65,7 +68,7 @@ def test_every_file_the_doc_names_exists() -> None:
         p.rstrip("/")
         for p in re.findall(r"`((?:k8s|schemas|scripts|services|tests|docs)/[\w./-]*)`", text)
     }
-    assert "k8s/optional/keda" in paths
+    assert "k8s/components/keda" in paths
     for path in paths:
         assert (ROOT / path).exists(), path
 

@@ -33,6 +33,7 @@ from hookstream.ackwindow import AckWindow
 from hookstream.codec import decode, encode
 from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
+from hookstream.faustio import skip_unreadable_batches
 from hookstream.kafkaauth import faust_credentials
 from hookstream.kafkaio import dead_letter_bytes
 from hookstream.metrics import DEACTIVATIONS, DEAD_LETTERS, EVENTS_CONSUMED, JOBS_PRODUCED
@@ -48,7 +49,7 @@ from hookstream.models import (
     now_ms,
 )
 from hookstream.ops import OpsServer
-from hookstream.registry import Change, apply_command
+from hookstream.registry import Allocate, Change, NumericIds, apply_command
 from hookstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         consumer_auto_offset_reset="earliest",
         loghandlers=[],
     )
+    skip_unreadable_batches(app)
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
@@ -256,101 +258,157 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         await settle([await deadletter_topic.send(key=message.key, value=value)])
 
     async def settle(sends: list[Awaitable[Any]]) -> None:
-        """Wait until the broker has every write of this record, before its offset is acked: a
-        write that fails stops the agent here, and the record is read again."""
+        """Wait until the broker has every write of this record, before its offset is acked; a
+        write that fails raises here and stops the process (see ``stopping``)."""
         if sends:
             await asyncio.gather(*sends)
+
+    crashes: set[asyncio.Task[None]] = set()
+
+    def stop_process(exc: BaseException) -> None:
+        """Crash the worker (it exits non-zero and is restarted): a Faust agent that merely
+        raised would be restarted in place, commit, and read on past the record that failed."""
+        task = asyncio.ensure_future(app.crash(exc))
+        crashes.add(task)
+        task.add_done_callback(crashes.discard)
+
+    async def stopping(agent: str, work: Awaitable[None]) -> None:
+        """Run an agent's loop; whatever escapes it (a failed write, a bug) stops the process."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("the %s agent failed; stopping the matcher", agent)
+            await app.crash(exc)
+
+    def records(stream: faust.StreamT[bytes]) -> Any:
+        """The stream's events, acked by the agent itself, only once what they caused is safe
+        (Faust would ack each one when the next is taken, even after a failed write)."""
+        return cast(Any, stream).noack().events()
 
     @app.agent(events_topic, concurrency=1)
     async def match_events(stream: faust.StreamT[bytes]) -> None:
         await feed.wait_ready(settings.matcher.ready_timeout_s)
+        await stopping("events", _match_events(stream))
+
+    async def _match_events(stream: faust.StreamT[bytes]) -> None:
         limit = settings.security.max_event_bytes
-        # Acks are ours: an event is acked once its jobs are written (see AckWindow), so the
+        # An event is acked, in offset order, once its jobs are written (see AckWindow): the
         # agent does not wait a producer round trip per event and no offset passes a lost write.
-        window = AckWindow(MAX_UNACKED_EVENTS)
-        async for event in cast(Any, stream).noack().events():
+        window = AckWindow(MAX_UNACKED_EVENTS, on_failure=stop_process)
+        async for event in records(stream):
             EVENTS_CONSUMED.inc()
+            message = event.message
+            writes: list[Awaitable[Any]] = []
             size = len(event.value or b"")
             if size > limit:
                 reason = (
                     f"event of {size} bytes exceeds HOOKSTREAM_SECURITY__MAX_EVENT_BYTES={limit}"
                 )
                 await dead_letter(event, reason)
-                event.ack()
-                continue
-            jobs = await guarded(
-                event,
-                partial(match_record, event.value, directory, now_ms()),
-                dead_letter,
-                limiter,
-            )
-            if not jobs:
-                event.ack()
-                continue
-            writes = [await deliveries_topic.send(key=key, value=job) for key, job in jobs]
-            JOBS_PRODUCED.inc(len(jobs))
-            await window.track(event, writes)
+            else:
+                jobs = await guarded(
+                    event,
+                    partial(match_record, event.value, directory, now_ms()),
+                    dead_letter,
+                    limiter,
+                )
+                for key, job in jobs or ():
+                    writes.append(await deliveries_topic.send(key=key, value=job))
+                JOBS_PRODUCED.inc(len(writes))
+            await window.track(event, message.tp, message.offset, writes)
 
     # Every process reads the two compacted state topics whole and skips what it cannot decode;
     # these agents, one consumer group for all matcher replicas, dead-letter each such record
     # once, so a bad write by someone outside hookstream is seen and kept.
     @app.agent(webhooks_topic, concurrency=1)
     async def audit_webhook_configs(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await _audit(event, WebhookConfig)
+        await stopping("webhook audit", _audit(stream, WebhookConfig))
 
     @app.agent(settings_topic, concurrency=1)
     async def audit_settings(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await _audit(event, DeliveryPolicy)
+        await stopping("settings audit", _audit(stream, DeliveryPolicy))
 
     async def _audit(
-        event: faust.EventT[bytes], model: type[WebhookConfig | DeliveryPolicy]
+        stream: faust.StreamT[bytes], model: type[WebhookConfig | DeliveryPolicy]
     ) -> None:
-        if event.value is None:  # a tombstone
-            return
-        await guarded(event, partial(decode, event.value, model), dead_letter, limiter)
+        async for event in records(stream):
+            if event.value is not None:  # not a tombstone
+                await guarded(event, partial(decode, event.value, model), dead_letter, limiter)
+            event.ack()
 
     @app.agent(commands_topic, concurrency=1)
     async def apply_commands(stream: faust.StreamT[bytes]) -> None:
         await feed.wait_ready(settings.matcher.ready_timeout_s)
-        async for event in stream.events():
-            planned = await guarded(
-                event, partial(_plan_command, event.value), dead_letter, limiter
-            )
-            if planned is None or planned.change is None:
-                continue
-            webhook_id, change = planned.webhook_id, planned.change
-            key = webhook_id.encode()
-            sends: list[Awaitable[Any]] = []
-            if change.deleted:
-                revision = directory.revision(webhook_id) + 1
-                directory.delete(webhook_id, revision)
-                sends.append(
-                    await webhooks_topic.send(
-                        key=key, value=None, headers={REVISION_HEADER: str(revision).encode()}
-                    )
-                )
-                log.info("webhook %s deleted (revision %d)", webhook_id, revision)
-            elif change.config is not None:
-                directory.put(change.config)
-                sends.append(
-                    await webhooks_topic.send(
-                        key=key,
-                        value=planned.config_bytes,
-                        headers={REVISION_HEADER: str(change.config.revision).encode()},
-                    )
-                )
-                log.info(
-                    "webhook %s %s (revision %d)", webhook_id, planned.kind, change.config.revision
-                )
-            if change.status is not None:
-                sends.append(await status_topic.send(key=key, value=planned.status_bytes))
-                if change.status.outcome is Outcome.DEACTIVATED:
-                    DEACTIVATIONS.inc()
-            await settle(sends)
+        await stopping("commands", _apply_commands(stream))
 
-    def _plan_command(value: bytes | None) -> _PlannedCommand:
+    async def _apply_commands(stream: faust.StreamT[bytes]) -> None:
+        async for event in records(stream):
+            planned = await guarded(
+                event,
+                partial(_plan_command, event.value, event.message.partition),
+                dead_letter,
+                limiter,
+            )
+            if planned is not None and planned.change is not None:
+                await _write_change(planned)
+            event.ack()
+
+    async def _write_change(planned: _PlannedCommand) -> None:
+        """Write a command's change (config or tombstone, status) and wait for the broker."""
+        webhook_id, change = planned.webhook_id, planned.change
+        if change is None:
+            return
+        key = webhook_id.encode()
+        sends: list[Awaitable[Any]] = []
+        if change.deleted:
+            revision = directory.revision(webhook_id) + 1
+            directory.delete(webhook_id, revision)
+            sends.append(
+                await webhooks_topic.send(
+                    key=key, value=None, headers={REVISION_HEADER: str(revision).encode()}
+                )
+            )
+            log.info("webhook %s deleted (revision %d)", webhook_id, revision)
+        elif change.config is not None:
+            directory.put(change.config)
+            sends.append(
+                await webhooks_topic.send(
+                    key=key,
+                    value=planned.config_bytes,
+                    headers={REVISION_HEADER: str(change.config.revision).encode()},
+                )
+            )
+            log.info(
+                "webhook %s %s (revision %d)", webhook_id, planned.kind, change.config.revision
+            )
+        if change.status is not None:
+            sends.append(await status_topic.send(key=key, value=planned.status_bytes))
+            if change.status.outcome is Outcome.DEACTIVATED:
+                DEACTIVATIONS.inc()
+        await settle(sends)
+
+    def _numbering(partition: int, webhook_id: str) -> Allocate:
+        """Numeric ids of this command's partition (see ``registry.NumericIds``), looked up
+        only when a webhook needs one."""
+
+        def allocate() -> int | None:
+            partitions = app.consumer.topic_partitions(topics.webhook_commands)
+            if not partitions or not 0 <= partition < partitions:
+                log.warning(
+                    "webhook %s: not numbered now, the partition count of %s is not known "
+                    "yet; it gets its number with its next write",
+                    webhook_id,
+                    topics.webhook_commands,
+                )
+                return None
+            taken = [config.numeric_id for config in directory.all()]
+            return NumericIds(partition, partitions).next_id(taken)
+
+        return allocate
+
+    def _plan_command(value: bytes | None, partition: int) -> _PlannedCommand:
         command = decode(value, WebhookCommand)
         webhook_id = command.webhook_id
         change = apply_command(
@@ -359,6 +417,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
             now_ms(),
             directory.revision(webhook_id),
             secret_grace_ms=settings.security.secret_grace_s * 1000,
+            allocate=_numbering(partition, webhook_id),
         )
         if change is None:
             return _PlannedCommand(webhook_id, command.kind, None, None, None)

@@ -112,6 +112,9 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
     DEACTIVATED = "deactivated"
     ACTIVATED = "activated"
+    #: The schema's enum default: what a reader holding this schema reads for an outcome added
+    #: later (docs/schemas.md). hookstream never writes it.
+    UNKNOWN = "unknown"
 
 
 class CommandKind(StrEnum):
@@ -332,6 +335,12 @@ class WebhookConfig(_Record):
     previous_secret: SecretStr | None = None
     previous_secret_expires_at: int | None = None
     esri_signature: bool = False
+    numeric_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**53 - 1,
+        description="Stable number handed out once by the registry (device payloads' webhook.id).",
+    )
 
     @field_validator("secret", "previous_secret")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from hookstream.models import DomainEvent, PayloadFormat, WebhookConfig
+from hookstream.registry import numeric_id_of
 from hookstream.triggers import TriggerFamily, device_event_name, normalize_source
 
 _SINGULAR = {"items": "item", "groups": "group", "users": "user", "roles": "role"}
@@ -60,13 +61,14 @@ def portal_document(
 
 
 def device_document(config: WebhookConfig, event: DomainEvent, trigger: str) -> dict[str, Any]:
-    """``{"webhook": {...}, "event": {...}}`` as the device manager sends it."""
+    """``{"webhook": {...}, "event": {...}}`` as the device manager sends it; ``webhook.id`` is
+    the webhook's number (an integer, as receivers' typed models expect), not its id."""
     body = dict(event.properties)
     if event.resource_id is not None and "jssID" not in body and "jssid" not in body:
         body["jssID"] = int(event.resource_id) if event.resource_id.isdigit() else event.resource_id
     return {
         "webhook": {
-            "id": config.webhook_id,
+            "id": numeric_id_of(config),
             "name": config.name,
             "webhookEvent": device_event_name(event.source, event.operation) or trigger,
             "eventTimestamp": event.occurred_at,

@@ -6,15 +6,19 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import avro.name
+import avro.schema
 import httpx
 import pytest
 from standardwebhooks import Webhook
 from test_admin_support import DAY_MS, TOKEN, AdminServer, MovableClock, with_admin
 
 from hookstream.client import HookstreamClient
-from hookstream.models import DomainEvent, generate_secret
+from hookstream.codec import SCHEMA_FILES, encode, fingerprint_of, history_dir, schema_dir
+from hookstream.models import DeliveryStatus, DomainEvent, Outcome, generate_secret
 from hookstream.settings import Settings
 from hookstream.signing import standard_signature
 from hookstream.topics import create_topics
@@ -410,3 +414,89 @@ def test_ping_posts_a_test_event_now_and_counts_nothing(admin: Env, receiver: Re
     assert _ok(http.get(f"{API}/webhooks/{hook['id']}"))["recent_failures"] == []
     assert _deliveries(http, hook["id"])["total"] == 0
     assert http.post(f"{API}/webhooks/nope/ping").status_code == 404
+
+
+# --- writer schemas by fingerprint (docs/schemas.md) --------------------------------------------
+
+
+def _schemas_doc_python_example() -> dict[str, Any]:
+    """The Python example of docs/schemas.md, as a consumer would copy it (without its last lines,
+    which use the consumer's own url, token and message)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "schemas.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(block.split("\n\nrecords = ", 1)[0], namespace)  # noqa: S102 - our own documentation
+    return namespace
+
+
+def test_a_consumer_resolves_a_status_record_by_its_fingerprint(admin: Env) -> None:
+    """What docs/schemas.md tells a Python consumer to do, against the running admin API."""
+    example = _schemas_doc_python_example()
+    reader = json.loads((schema_dir() / "delivery_status.avsc").read_text())
+    records = example["HookstreamRecords"](str(admin.server.url), TOKEN, reader)
+    status = DeliveryStatus(
+        webhook_id="w-schema", webhook_name="W", outcome=Outcome.DELIVERED, final=True
+    )
+    decoded = records.decode(encode(status))
+    assert decoded["webhook_id"] == "w-schema" and decoded["outcome"] == "delivered"
+
+
+def test_every_schema_hookstream_wrote_is_served_by_its_fingerprint(admin: Env) -> None:
+    http = admin.http()
+    fingerprints = [fingerprint_of(model) for model in SCHEMA_FILES]
+    fingerprints += [bytes.fromhex(p.stem.rsplit("-", 1)[1]) for p in history_dir().glob("*.avsc")]
+    for fingerprint in fingerprints:
+        response = http.get(f"{API}/schemas/{fingerprint.hex()}")
+        schema = _ok(response)
+        assert response.headers["content-type"] == "application/json"
+        assert "immutable" in response.headers["cache-control"]
+        parsed = avro.schema.make_avsc_object(schema, avro.name.Names())
+        assert parsed.fingerprint() == fingerprint  # little-endian, as in the record header
+    # in any letter case
+    assert _ok(http.get(f"{API}/schemas/{fingerprints[0].hex().upper()}"))["type"] == "record"
+
+
+@pytest.mark.parametrize(
+    ("fingerprint", "says"),
+    [("0123456789abcdef", "never written"), ("not-a-fingerprint", "16 hex digits")],
+)
+def test_an_unknown_fingerprint_is_a_404_problem(admin: Env, fingerprint: str, says: str) -> None:
+    response = admin.http().get(f"{API}/schemas/{fingerprint}")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert says in response.json()["detail"]
+
+
+def test_schemas_need_the_bearer_token(admin: Env) -> None:
+    response = admin.http(token=None).get(f"{API}/schemas/{fingerprint_of(DeliveryStatus).hex()}")
+    assert response.status_code == 401
+
+
+def test_webhooks_show_their_numeric_id_and_device_payloads_carry_it(
+    admin: Env, receiver: Receiver
+) -> None:
+    http = admin.http()
+    webhook_id = f"dev-xml-{_hex()}"
+    created = _ok(
+        http.post(
+            f"{API}/webhooks",
+            json={
+                "id": webhook_id,
+                "name": "Numbered",
+                "payload_url": receiver.url("/numbered"),
+                "triggers": ["ComputerAdded"],
+            },
+        ),
+        201,
+    )
+    number = created["numeric_id"]
+    assert isinstance(number, int) and number >= 1
+    edited = _ok(http.patch(f"{API}/webhooks/{webhook_id}", json={"name": "Renamed"}))
+    assert edited["numeric_id"] == number
+    assert _ok(http.get(f"{API}/webhooks/{webhook_id}"))["numeric_id"] == number
+
+    admin.kafka.publish_event(
+        DomainEvent.for_device_event("ComputerAdded", {"deviceName": "mac-01", "jssID": 17})
+    )
+    [request] = wait_until(lambda: receiver.on("/numbered"), 30, "the device delivery")
+    assert json.loads(request.body)["webhook"]["id"] == number

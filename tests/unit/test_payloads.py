@@ -19,6 +19,7 @@ from hookstream.payloads import (
     portal_document,
     to_xml,
 )
+from hookstream.registry import derived_numeric_id
 from hookstream.triggers import TriggerFamily
 
 PORTAL_URL = "https://orgURL/portal/"
@@ -166,7 +167,7 @@ def test_portal_xml_payload_carries_the_same_values() -> None:
 def test_device_document_shape() -> None:
     document = device_document(config(triggers=["ComputerAdded"]), COMPUTER_ADDED, "ComputerAdded")
     assert document["webhook"] == {
-        "id": "72fed926",
+        "id": derived_numeric_id("72fed926"),  # a config written before numeric ids
         "name": "Group monitoring",
         "webhookEvent": "ComputerAdded",
         "eventTimestamp": 1553550275590,
@@ -218,7 +219,7 @@ def test_device_xml_payload_carries_the_same_values() -> None:
     root = parse_xml(payload.body)
     assert root.tag == "JSSEvent"
     assert [child.tag for child in root] == ["webhook", "event"]
-    assert root.findtext("webhook/id") == "72fed926"
+    assert root.findtext("webhook/id") == str(derived_numeric_id("72fed926"))
     assert root.findtext("webhook/name") == "Group monitoring"
     assert root.findtext("webhook/webhookEvent") == "ComputerAdded"
     assert root.findtext("webhook/eventTimestamp") == "1553550275590"
@@ -301,3 +302,65 @@ def test_any_properties_give_well_formed_xml(properties: dict[str, Any]) -> None
     props = root.find("events/item/properties")
     assert props is not None
     assert len(props) == len(properties)
+
+
+# --- the webhook's numeric id (SPEC §3: an integer) -------------------------------------------
+
+
+def test_device_payload_matches_the_spec_example() -> None:
+    """SPEC §3's device example: ``{"webhook": {"id": 7, "name": "New computers", ...}}``."""
+    cfg = WebhookConfig(
+        webhook_id="new-computers",
+        numeric_id=7,
+        name="New computers",
+        payload_url="https://example.com/hook",
+        triggers=["ComputerAdded"],
+    )
+    payload = build_payload(
+        cfg, TriggerFamily.DEVICE, "ComputerAdded", [COMPUTER_ADDED], SENT_AT, PORTAL_URL
+    )
+    document = json.loads(payload.body)
+    assert document["webhook"] == {
+        "id": 7,
+        "name": "New computers",
+        "webhookEvent": "ComputerAdded",
+        "eventTimestamp": 1553550275590,
+    }
+    assert b'"id":7,' in payload.body  # a JSON number, not "7"
+
+
+@pytest.mark.parametrize(("webhook_id", "expected"), [("29723", 29723), ("dev-xml-3b4b0706", None)])
+def test_a_webhook_without_a_number_sends_its_derived_one(
+    webhook_id: str, expected: int | None
+) -> None:
+    cfg = config(triggers=["ComputerAdded"]).model_copy(update={"webhook_id": webhook_id})
+    number = device_document(cfg, COMPUTER_ADDED, "ComputerAdded")["webhook"]["id"]
+    assert isinstance(number, int) and not isinstance(number, bool)
+    assert number == (expected if expected is not None else derived_numeric_id(webhook_id))
+    xml = build_payload(
+        cfg.model_copy(update={"payload_format": PayloadFormat.XML}),
+        TriggerFamily.DEVICE,
+        "ComputerAdded",
+        [COMPUTER_ADDED],
+        SENT_AT,
+        PORTAL_URL,
+    )
+    assert parse_xml(xml.body).findtext("webhook/id") == str(number)
+
+
+def test_xml_webhook_id_is_integer_text() -> None:
+    cfg = config(PayloadFormat.XML, triggers=["ComputerAdded"]).model_copy(
+        update={"numeric_id": 29723}
+    )
+    payload = build_payload(
+        cfg, TriggerFamily.DEVICE, "ComputerAdded", [COMPUTER_ADDED], SENT_AT, PORTAL_URL
+    )
+    assert parse_xml(payload.body).findtext("webhook/id") == "29723"
+
+
+def test_portal_payload_keeps_the_string_webhook_id() -> None:
+    """SPEC §3's portal example: ``"webhookId": "72fed926…"`` is the webhook's own id."""
+    cfg = config().model_copy(update={"numeric_id": 5})
+    assert portal_document(cfg, [portal_event()], SENT_AT, PORTAL_URL)["info"]["webhookId"] == (
+        "72fed926"
+    )

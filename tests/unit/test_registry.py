@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from hookstream.codec import decode, encode
 from hookstream.models import (
     CommandKind,
     DeactivationPolicy,
@@ -14,7 +15,14 @@ from hookstream.models import (
     WebhookCommand,
     WebhookConfig,
 )
-from hookstream.registry import DAY_MS, Change, apply_command
+from hookstream.registry import (
+    DAY_MS,
+    Change,
+    NumericIds,
+    apply_command,
+    derived_numeric_id,
+    numeric_id_of,
+)
 
 NOW = 1_700_000_000_000
 HOUR_MS = 3600 * 1000
@@ -298,3 +306,133 @@ def test_revisions_strictly_increase_over_a_history() -> None:
         current = change.config
     assert seen == sorted(seen)
     assert len(set(seen)) == len(seen)
+
+
+# --- numeric ids ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("partition", "partitions", "taken", "expected"),
+    [
+        (0, 1, [], 1),
+        (0, 1, [1, 2, 5], 6),
+        (0, 3, [], 3),
+        (2, 3, [], 2),
+        (2, 3, [2, 5, 3, 4, 6, 100], 8),  # 100 % 3 == 1: another registry's
+        (1, 3, [None, 1, None], 4),
+    ],
+)
+def test_next_numeric_id(
+    partition: int, partitions: int, taken: list[int | None], expected: int
+) -> None:
+    assert NumericIds(partition, partitions).next_id(taken) == expected
+
+
+@pytest.mark.parametrize(("partition", "partitions"), [(-1, 3), (3, 3), (0, 0)])
+def test_numeric_ids_refuse_a_partition_outside_the_topic(partition: int, partitions: int) -> None:
+    with pytest.raises(ValueError, match="webhook-commands topic"):
+        NumericIds(partition, partitions)
+
+
+def test_registries_of_different_partitions_never_collide() -> None:
+    """Worst case: each registry sees only its own writes, never the others' (a slow feed)."""
+    partitions = 4
+    seen: dict[int, list[int]] = {p: [] for p in range(partitions)}
+    for round_ in range(25):
+        for p in range(partitions):
+            if (round_ + p) % 3:  # uneven rates
+                seen[p].append(NumericIds(p, partitions).next_id(seen[p]))
+    every = [number for numbers in seen.values() for number in numbers]
+    assert len(every) == len(set(every)) and min(every) >= 1
+
+
+def _allocator(numbers: list[int]) -> Any:
+    def allocate() -> int:
+        numbers.append(len(numbers) + 100)
+        return numbers[-1]
+
+    return allocate
+
+
+def test_a_new_webhook_gets_a_number_whatever_the_command_carries() -> None:
+    handed: list[int] = []
+    change = apply_command(None, upsert(config(numeric_id=7)), NOW, -1, allocate=_allocator(handed))
+    assert change is not None and change.config is not None
+    assert change.config.numeric_id == 100 and handed == [100]
+
+
+def test_an_edit_keeps_the_number_and_does_not_allocate() -> None:
+    handed: list[int] = []
+    current = config(numeric_id=42)
+    for incoming in (config(name="Renamed"), config(name="Renamed", numeric_id=9)):
+        change = apply_command(current, upsert(incoming), NOW, 4, allocate=_allocator(handed))
+        assert change is not None and change.config is not None
+        assert change.config.numeric_id == 42
+    assert handed == []
+    # without an allocator too: an edit never drops or replaces the number
+    assert applied(current, upsert(config(numeric_id=None))).config.numeric_id == 42  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        upsert(config(name="Edited")),
+        command(CommandKind.DEACTIVATE),
+        failure("d-1"),
+    ],
+    ids=["edit", "deactivate", "record_failure"],
+)
+def test_a_webhook_written_before_numbers_gets_one_on_its_next_write(cmd: WebhookCommand) -> None:
+    handed: list[int] = []
+    legacy = config(numeric_id=None)
+    change = apply_command(legacy, cmd, NOW, 4, allocate=_allocator(handed))
+    assert change is not None and change.config is not None
+    assert change.config.numeric_id == 100 and handed == [100]
+    # ... and keeps it from then on
+    again = apply_command(
+        change.config, command(CommandKind.ACTIVATE), NOW, 5, allocate=_allocator(handed)
+    )
+    assert again is not None and again.config is not None and again.config.numeric_id == 100
+    assert handed == [100]
+
+
+def test_commands_that_change_nothing_hand_out_no_number() -> None:
+    handed: list[int] = []
+    inactive = config(numeric_id=None, active=False)
+    assert (
+        apply_command(
+            inactive, command(CommandKind.DEACTIVATE), NOW, 4, allocate=_allocator(handed)
+        )
+        is None
+    )
+    deleted = apply_command(
+        config(numeric_id=None), command(CommandKind.DELETE), NOW, 4, allocate=_allocator(handed)
+    )
+    assert deleted is not None and deleted.deleted
+    assert handed == []
+
+
+def test_the_number_survives_the_config_topic() -> None:
+    """Stored in the config: a restarted registry reads it back from the compacted topic."""
+    numbered = config(numeric_id=29723)
+    assert decode(encode(numbered), WebhookConfig).numeric_id == 29723
+
+
+@pytest.mark.parametrize(
+    ("webhook_id", "expected"),
+    [("29723", 29723), ("7", 7), (str(2**53 - 1), 2**53 - 1)],
+)
+def test_a_decimal_webhook_id_is_its_own_derived_number(webhook_id: str, expected: int) -> None:
+    assert derived_numeric_id(webhook_id) == expected
+
+
+@pytest.mark.parametrize("webhook_id", ["dev-xml-3b4b0706", "0", "00", str(2**53), "wh-1", "٣"])
+def test_other_webhook_ids_derive_a_stable_number_below_2_48(webhook_id: str) -> None:
+    number = derived_numeric_id(webhook_id)
+    assert 1 <= number < 2**48
+    assert derived_numeric_id(webhook_id) == number
+
+
+def test_numeric_id_of_prefers_the_assigned_number() -> None:
+    assert numeric_id_of(config(webhook_id="29723", numeric_id=5)) == 5
+    assert numeric_id_of(config(webhook_id="29723")) == 29723

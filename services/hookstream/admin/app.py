@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 
 from hookstream import __version__
-from hookstream.admin import deliveries, health, policy_routes, webhooks
+from hookstream.admin import deliveries, health, policy_routes, schema_routes, webhooks
 from hookstream.admin.auth import TokenCheck, require_token
 from hookstream.admin.limits import AdmissionMiddleware
 from hookstream.admin.problems import PROBLEM_JSON, install_problem_handlers
@@ -73,6 +73,7 @@ def create_app(settings: Settings, bootstrap: str, clock: Clock = now_ms) -> Fas
     api.include_router(webhooks.router)
     api.include_router(deliveries.router)
     api.include_router(policy_routes.router)
+    api.include_router(schema_routes.router)
     app.include_router(api)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -23,6 +23,7 @@ from hookstream.models import (
     WebhookAuth,
     WebhookConfig,
 )
+from hookstream.registry import numeric_id_of
 from hookstream.triggers import parse_triggers
 
 
@@ -148,6 +149,11 @@ class WebhookOut(BaseModel):
     """A webhook as the registry holds it, secrets removed."""
 
     id: str
+    numeric_id: int = Field(
+        description="The webhook's number, sent as webhook.id in device payloads: handed out once "
+        "by the registry; a webhook written before numbers shows one derived from its id until "
+        "its next change."
+    )
     name: str
     payload_url: str
     triggers: list[str]
@@ -177,6 +183,7 @@ class WebhookOut(BaseModel):
         rotating = config.previous_secret is not None
         return cls(
             id=config.webhook_id,
+            numeric_id=numeric_id_of(config),
             name=config.name,
             payload_url=config.payload_url,
             triggers=config.triggers,

@@ -70,6 +70,7 @@ def webhook_detail(hook: dict[str, Any]) -> str:
         state += f": {hook['deactivated_reason']}"
     fields = [
         ("id", hook["id"]),
+        ("number", hook.get("numeric_id", "-")),
         ("name", hook["name"]),
         ("state", state),
         ("payload url", hook["payload_url"]),

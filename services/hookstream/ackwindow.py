@@ -1,17 +1,24 @@
-"""Acknowledge a consumed record only once the broker has every record it caused.
+"""Acknowledge consumed records in offset order, each only once Kafka has what it caused.
 
 The matcher turns one event into several writes. Waiting for the broker after each event would
-cap the matcher at one producer round trip (and linger) per event; not waiting at all lets Faust
-commit an offset whose writes later fail. The window does neither: an event's offset is acked as
-soon as its writes are, while the agent goes on to the next events, and Faust commits only the
-contiguous run of acked offsets. A write that fails is never acked past, and the agent stops.
+cap the matcher at one producer round trip (and linger) per event; not waiting lets an offset be
+committed before its writes are safe. The window does neither: the agent goes on to the next
+events while writes are under way, and a record is acked once its writes and those of every
+earlier record of its partition are acknowledged. Acks must be in order because Faust commits
+past a gap in the acked offsets (it only refuses a gap at the head, and not even that before a
+partition's first commit), so an out-of-order ack could commit past a record whose jobs are
+still in flight. A write that fails is never acked past: the window reports it and the caller
+stops the process, so everything after the last commit is read again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -27,17 +34,40 @@ class WriteFailedError(RuntimeError):
     """A record's write was not acknowledged by Kafka; its offset is not committed."""
 
 
-class AckWindow:
-    """Acks records when their writes are done, with at most ``limit`` records waiting."""
+@dataclass(eq=False)
+class _Entry:
+    record: Ackable
+    remaining: int
 
-    def __init__(self, limit: int) -> None:
+
+@dataclass(eq=False)
+class _Partition:
+    """The records of one partition not acked yet, oldest first; replaced when the partition is
+    read again from an earlier offset (a rebalance or a restart of the agent)."""
+
+    entries: deque[_Entry] = field(default_factory=deque)
+    last_offset: int = -1
+    #: Replaced by a newer reading: its records are never acked.
+    stale: bool = False
+
+
+class AckWindow:
+    """Acks records in offset order when their writes are done, with at most ``limit`` waiting.
+
+    ``on_failure`` is called once, with the first write error: the caller stops the process (a
+    Faust agent that merely raised would be restarted and read on past the failed record).
+    """
+
+    def __init__(self, limit: int, on_failure: Callable[[BaseException], None]) -> None:
         if limit < 1:
             raise ValueError("the window needs room for at least one record")
         self.limit = limit
         self.waiting = 0
+        self.failure: BaseException | None = None
+        self._on_failure = on_failure
+        self._partitions: dict[Hashable, _Partition] = {}
         self._room = asyncio.Event()
         self._room.set()
-        self.failure: BaseException | None = None
 
     def check(self) -> None:
         """Raise the first write failure seen, so the agent stops instead of acking past it."""
@@ -47,49 +77,57 @@ class AckWindow:
                 "the records after the last committed offset will be read again"
             ) from self.failure
 
-    async def track(self, record: Ackable, sent: Sequence[Awaitable[Any]]) -> None:
-        """Ack ``record`` once every write in ``sent`` has succeeded; wait while full."""
+    async def track(
+        self, record: Ackable, partition: Hashable, offset: int, sent: Sequence[Awaitable[Any]]
+    ) -> None:
+        """Ack ``record`` (at ``offset`` of ``partition``) once every write in ``sent`` and every
+        earlier record of its partition is done; wait while the window is full."""
         self.check()
+        state = self._partitions.get(partition)
+        if state is None or offset <= state.last_offset:
+            # Read again from an earlier offset: what was waiting belongs to an earlier reading,
+            # whose offsets Faust has forgotten; acking them now could skip a record.
+            if state is not None:
+                state.stale = True
+                self.waiting -= len(state.entries)
+            state = self._partitions[partition] = _Partition()
+        state.last_offset = offset
         writes = [asyncio.ensure_future(write) for write in sent]
-        pending = [write for write in writes if not write.done()]
-        failed = [write for write in writes if write.done() and not _succeeded(write)]
-        if failed:
-            self._fail(failed[0])
-            self.check()
-        if not pending:
-            record.ack()
-            return
+        entry = _Entry(record, remaining=len(writes))
+        state.entries.append(entry)
         self.waiting += 1
+        for write in writes:
+            write.add_done_callback(functools.partial(self._settled, state, entry))
+        self._release(state)
         if self.waiting >= self.limit:
             self._room.clear()
-        remaining = len(pending)
-
-        def settled(write: asyncio.Future[Any]) -> None:
-            nonlocal remaining
-            if not _succeeded(write):
-                self._fail(write)
-            remaining -= 1
-            if remaining:
-                return
-            self.waiting -= 1
-            if self.failure is None:
-                record.ack()
-            if self.waiting < self.limit:
-                self._room.set()
-
-        for write in pending:
-            write.add_done_callback(settled)
         await self._room.wait()
         self.check()
+
+    def _settled(self, state: _Partition, entry: _Entry, write: asyncio.Future[Any]) -> None:
+        if write.cancelled() or write.exception() is not None:
+            self._fail(write)
+        entry.remaining -= 1
+        self._release(state)
+
+    def _release(self, state: _Partition) -> None:
+        """Ack the done records at the head of a partition, in order, unless a write failed."""
+        if self.failure is not None:
+            return
+        entries = state.entries
+        while entries and entries[0].remaining == 0:
+            entry = entries.popleft()
+            if not state.stale:
+                self.waiting -= 1
+                entry.record.ack()
+        if self.waiting < self.limit:
+            self._room.set()
 
     def _fail(self, write: asyncio.Future[Any]) -> None:
         if self.failure is not None:
             return
-        self.failure = write.exception() if not write.cancelled() else asyncio.CancelledError()
-        log.error("a write to Kafka failed; the consumed offsets after it will not be committed")
-        # Wake a waiting agent so it raises now rather than when the window has room.
-        self._room.set()
-
-
-def _succeeded(write: asyncio.Future[Any]) -> bool:
-    return not write.cancelled() and write.exception() is None
+        failure = write.exception() if not write.cancelled() else None
+        self.failure = failure or asyncio.CancelledError("the write was cancelled")
+        log.error("a write to Kafka failed; no consumed offset after it will be committed")
+        self._room.set()  # wake a waiting agent so it raises now
+        self._on_failure(self.failure)

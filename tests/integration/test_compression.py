@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -341,3 +342,66 @@ def test_a_group_consumer_skips_a_batch_it_cannot_unpack_and_loses_nothing_else(
     letter = decode(skipped[0].dead_letter("sender"), DeadLetter)
     assert (letter.source_topic, letter.partition, letter.offset) == (topic, 0, 1)
     assert "offsets 1..4" in letter.reason and "zstd" in letter.reason
+
+
+def test_the_matcher_skips_an_events_batch_it_cannot_unpack(
+    clients: Any,
+    pipeline_factory: Any,
+    receiver: Receiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's crash loop in the matcher itself: a zstd batch of events read by a matcher
+    process without the zstd library (hidden from it here) is reported and skipped; the events
+    before and after it are matched and delivered, and the matcher keeps running."""
+    settings, made = clients
+    hidden = tmp_path / "without-codecs" / "cramjam"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("cramjam is hidden by the test")\n')
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(hidden.parent), os.getenv("PYTHONPATH")]))
+    )
+    webhook = WebhookConfig(
+        webhook_id=f"skip-{uuid.uuid4().hex[:8]}",
+        name="Skip",
+        payload_url=receiver.url("/skip"),
+        triggers=["/users"],
+    )
+    pipeline: Pipeline = pipeline_factory(settings)
+    matcher = pipeline.start_matcher()
+    register_and_wait(made["gzip"], webhook)
+    pipeline.start_sender()
+
+    topic = settings.topics.events[0]
+    plain = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    zstd = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        compression_type="zstd",
+        linger_ms=10_000,
+    )
+    try:
+
+        def event(resource_id: str) -> bytes:
+            return encode(make_event("users", "update", resource_id, note=PADDING))
+
+        plain.send(topic, value=event("before"), partition=0).get(timeout=30)
+        packed = [zstd.send(topic, value=event(f"packed{n}"), partition=0) for n in range(4)]
+        zstd.flush()
+        for future in packed:
+            future.get(timeout=30)
+        plain.send(topic, value=event("after"), partition=0).get(timeout=30)
+    finally:
+        plain.close()
+        zstd.close()
+
+    def delivered() -> set[str]:
+        names = ("before", "after", *(f"packed{n}" for n in range(4)))
+        bodies = [request.body.decode() for request in receiver.on("/skip")]
+        return {name for name in names if any(f'"{name}"' in body for body in bodies)}
+
+    wait_until(lambda: {"before", "after"} <= delivered(), 90, "the readable events delivered")
+    assert not any(name.startswith("packed") for name in delivered())
+    matcher.wait_for_log("skipped an unreadable record batch")
+    assert f"{topic}[0] offsets 1..4" in matcher.log_text()
+    assert matcher.process.poll() is None, "the matcher must keep running"

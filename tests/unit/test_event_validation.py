@@ -192,8 +192,10 @@ def test_a_poison_event_for_a_matching_webhook_is_a_decode_error_not_a_crash() -
         with pytest.raises(DecodeError):
             match_record(raw_event(text), directory, 1)
     [(key, job)] = match_record(raw_event('{"ok": true}'), directory, 1)
-    assert key == b"wh-all"
-    assert decode(job, DeliveryJob).events[0].properties == {"ok": True}
+    decoded = decode(job, DeliveryJob)
+    assert decoded.webhook_id == "wh-all"
+    assert key == decoded.delivery_id.encode(), "jobs are keyed by delivery, to spread a webhook"
+    assert decoded.events[0].properties == {"ok": True}
 
 
 def test_failure_reasons_are_encodable_and_bounded() -> None:

@@ -5,9 +5,10 @@ child process. Each scenario registers a fresh fast webhook (``/fast`` answers a
 for "alone", a noisy one: ``/slow`` answers after 5 s, ``/hang`` answers after 60 s (past the
 default 10 s read timeout), or a port where nothing listens. The noisy webhook first gets a
 backlog of events, then the fast one is offered ``--rate`` events/s for ``--events`` events
-(noisy events keep coming at the same rate); measured are the fast webhook's deliveries/s
-(first publish to last arrival) and its latency (arrival - the event's time). Each scenario is
-run ``--runs`` times; min/median/max are printed with the load average.
+(noisy events keep coming at the same rate), and the noisy webhook is deleted at the end of
+its scenario so its backlog does not spill into the next one. Measured are the fast webhook's
+deliveries/s (first publish to last arrival) and its latency (arrival - the event's time).
+Each scenario is run ``--runs`` times; min/median/max are printed with the load average.
 """
 
 from __future__ import annotations
@@ -151,6 +152,11 @@ def _scenario(
 
     _wait(lambda: len(arrivals()) >= events, DEADLINE_S, f"{events} fast deliveries ({noise})")
     got = arrivals()
+    # The noisy webhook's backlog would otherwise go on into the next scenarios: delete it (its
+    # remaining jobs are skipped) so each scenario measures beside one noisy webhook.
+    with HookstreamClient(bootstrap, settings.topics) as cleanup:
+        for config in configs[1:]:
+            cleanup.delete_webhook(config.webhook_id)
     last_ms = max(at for at, _ in got)
     latencies = sorted(latency for _, latency in got)
     return {

@@ -1,12 +1,15 @@
 """One attempt of one delivery job: look the webhook up, POST, judge, and say what to record.
 
-``Deliverer.deliver`` returns the records an attempt causes (a status record, and a retry job or
-a failure count for the registry); the sender writes them and commits only once they are acked.
+``Deliverer.deliver`` returns an ``Attempt``: what the POST produced (if one was made) and the
+records it causes (a status record, and a retry job or a failure count for the registry); the
+sender writes them and commits only once they are acked, and feeds the result to the webhook's
+circuit breaker.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +46,24 @@ log = logging.getLogger(__name__)
 Output = tuple[str, bytes | None, bytes]
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt: the POST's result (None when none was due: the webhook is gone or off) and
+    the records to write for it."""
+
+    result: AttemptResult | None
+    outputs: list[Output]
+
+    @property
+    def reached(self) -> bool | None:
+        """Whether the receiver was reachable, for its circuit breaker: True when it answered
+        (any HTTP status) or nothing was sent, False after a connection failure or timeout, None
+        when the attempt failed for good before trying (it says nothing about the receiver)."""
+        if self.result is None or self.result.http_status is not None:
+            return True
+        return None if self.result.permanent else False
+
+
 class Deliverer:
     """Makes attempts with the current webhook config and the current delivery policy."""
 
@@ -59,8 +80,8 @@ class Deliverer:
         self.policy = policy
         self.guard = AddressPolicy(settings.security.allow_networks)
 
-    async def deliver(self, job: DeliveryJob) -> list[Output]:
-        """Make one attempt of a job; return the records it causes (topic, key, value).
+    async def deliver(self, job: DeliveryJob) -> Attempt:
+        """Make one attempt of a job; return its result and the records it causes.
 
         Never raises (but on cancel): whatever goes wrong becomes a failed, final attempt with a
         status record and a failure count, so the job's offset is always done and committed.
@@ -88,7 +109,7 @@ class Deliverer:
             "attempted_at": started,
         }
 
-    def _unexpected(self, job: DeliveryJob, exc: Exception) -> list[Output]:
+    def _unexpected(self, job: DeliveryJob, exc: Exception) -> Attempt:
         """The records of an attempt that broke on our side: failed for good, counted."""
         config = self.directory.get(job.webhook_id)
         reason = f"the attempt could not be made: {type(exc).__name__}: {exc}"
@@ -96,12 +117,13 @@ class Deliverer:
         verdict = Verdict(VerdictKind.FAILED, reason=reason)
         name = config.name if config is not None else ""
         try:
-            return self._record(job, name, self._base(job, now_ms()), None, result, verdict)
+            outputs = self._record(job, name, self._base(job, now_ms()), None, result, verdict)
         except Exception:
             log.exception("could not even record delivery %s as failed", job.delivery_id)
-            return []
+            outputs = []
+        return Attempt(result, outputs)
 
-    async def _deliver(self, job: DeliveryJob) -> list[Output]:
+    async def _deliver(self, job: DeliveryJob) -> Attempt:
         topics = self.settings.topics
         delivery = self.settings.delivery
         policy = self.policy.current
@@ -127,7 +149,7 @@ class Deliverer:
                 final=True,
                 error=reason,
             )
-            return [(topics.status, key, encode(status))]
+            return Attempt(None, [(topics.status, key, encode(status))])
 
         try:
             payload = build_payload(
@@ -143,7 +165,7 @@ class Deliverer:
             reason = f"the payload could not be built: {type(exc).__name__}: {exc}"
             result = AttemptResult(None, None, reason, 0.0, permanent=True)
             verdict = Verdict(VerdictKind.FAILED, reason=reason)
-            return self._record(job, config.name, base, None, result, verdict)
+            return Attempt(result, self._record(job, config.name, base, None, result, verdict))
         if urlsplit(config.payload_url).scheme != "https" and not delivery.allow_plain_http:
             result = AttemptResult(
                 None,
@@ -160,8 +182,15 @@ class Deliverer:
                 result = AttemptResult(None, None, str(exc), 0.0, permanent=True)
             else:
                 result = await self._post(config, job, payload, policy.request_timeout_s)
-        verdict = judge(result, job.attempt, policy.max_attempts, policy.retry_interval_s, now_ms())
-        return self._record(job, config.name, base, payload.body, result, verdict)
+        verdict = judge(
+            result,
+            job.attempt,
+            policy.max_attempts,
+            policy.retry_interval_s,
+            now_ms(),
+            jitter=delivery.retry_jitter,
+        )
+        return Attempt(result, self._record(job, config.name, base, payload.body, result, verdict))
 
     async def _post(
         self, config: WebhookConfig, job: DeliveryJob, payload: Any, request_timeout_s: float
@@ -228,7 +257,9 @@ class Deliverer:
         outputs: list[Output] = [(topics.status, key, encode(status))]
         if verdict.kind is VerdictKind.RETRY and verdict.retry_at is not None:
             retry = job.model_copy(update={"attempt": job.attempt + 1, "due_at": verdict.retry_at})
-            outputs.append((topics.retries, key, encode(retry)))
+            # Keyed by delivery id like the jobs themselves: one busy webhook's retries spread
+            # over partitions, so over senders.
+            outputs.append((topics.retries, job.delivery_id.encode(), encode(retry)))
         elif verdict.kind is VerdictKind.FAILED:
             command = WebhookCommand(
                 webhook_id=job.webhook_id,

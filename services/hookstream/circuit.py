@@ -3,8 +3,10 @@
 After ``failures`` connection failures or timeouts in a row a webhook's circuit opens for
 ``open_s``; then it is half-open: one request (a probe) may go. An answer of any kind closes
 the circuit; another failure opens it again for twice as long, up to ``max_open_s``. An HTTP
-error status is an answer: the receiver is there, and the retry policy deals with it. No I/O
-here; the caller passes the time.
+error status is an answer: the receiver is there, and the retry policy deals with it. From the
+first opening to the closing is one *opening*, numbered so that the jobs it holds back are
+reported once each, however often they come back before it closes. No I/O here; the caller
+passes the time.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class _Circuit:
     #: When an open circuit lets a probe through; None while closed.
     open_until: float | None = None
     open_s: float = 0.0
+    #: Number of this opening (unique in this Breakers); 0 while it never opened.
+    opening: int = 0
 
 
 class Breakers:
@@ -37,6 +41,7 @@ class Breakers:
         self.open_s = open_s
         self.max_open_s = max_open_s
         self._circuits: dict[str, _Circuit] = {}
+        self._openings = 0
 
     def state(self, key: str, now: float) -> CircuitState:
         circuit = self._circuits.get(key)
@@ -56,6 +61,13 @@ class Breakers:
         circuit = self._circuits.get(key)
         return circuit.open_until if circuit is not None else None
 
+    def opening(self, key: str) -> int | None:
+        """The number of the opening ``key``'s circuit is in; None while closed."""
+        circuit = self._circuits.get(key)
+        if circuit is None or circuit.open_until is None:
+            return None
+        return circuit.opening
+
     def record(self, key: str, reachable: bool, now: float) -> CircuitState:
         """Count one attempt's result: ``reachable`` when the receiver answered at all."""
         if reachable:
@@ -69,6 +81,8 @@ class Breakers:
                 circuit.open_s = min(circuit.open_s * 2, self.max_open_s)
                 circuit.open_until = now + circuit.open_s
         elif circuit.failures >= self.failures:
+            self._openings += 1
+            circuit.opening = self._openings
             circuit.open_s = self.open_s
             circuit.open_until = now + circuit.open_s
         return self.state(key, now)

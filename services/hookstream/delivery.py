@@ -19,6 +19,7 @@ import aiohttp
 import httpx
 
 from hookstream import __version__
+from hookstream.jitter import jittered_delay_s
 from hookstream.models import AuthKind, WebhookConfig
 from hookstream.payloads import Payload
 from hookstream.signing import signature_headers
@@ -62,7 +63,12 @@ class Verdict:
 
 
 def judge(
-    result: AttemptResult, attempt: int, max_attempts: int, interval_s: float, now: int
+    result: AttemptResult,
+    attempt: int,
+    max_attempts: int,
+    interval_s: float,
+    now: int,
+    jitter: float = 0.0,
 ) -> Verdict:
     """Any 2xx is delivered; anything else is a failed attempt, retried while attempts remain.
 
@@ -70,8 +76,10 @@ def judge(
     does not undo the delivery (the receiver accepted the event). An answer that is not HTTP
     (``http_status`` None, ``error`` saying why) is a failure like any other.
 
-    The next attempt waits ``interval_s``; a ``Retry-After`` (429/503) may lengthen that, up to
-    100 s. A 410 Gone ends the delivery at once and marks the endpoint gone.
+    The next attempt waits ``interval_s`` plus up to ``jitter`` of it at random (so a burst of
+    failures does not come back in the same millisecond; the interval stays the minimum); a
+    ``Retry-After`` (429/503) may lengthen that, up to 100 s. A 410 Gone ends the delivery at
+    once and marks the endpoint gone.
     """
     status = result.http_status
     if status is not None and 200 <= status < 300:
@@ -90,9 +98,10 @@ def judge(
         )
     if attempt >= max_attempts:
         return Verdict(VerdictKind.FAILED, reason=f"{reason} (attempt {attempt} of {max_attempts})")
-    delay_s = interval_s
+    delay_s = jittered_delay_s(interval_s, jitter)
     if status in (429, 503) and result.retry_after_s is not None:
-        delay_s = min(max(interval_s, result.retry_after_s), max(MAX_RETRY_AFTER_S, interval_s))
+        asked_s = min(result.retry_after_s, max(MAX_RETRY_AFTER_S, interval_s))
+        delay_s = max(delay_s, asked_s)
     return Verdict(VerdictKind.RETRY, reason=reason, retry_at=now + int(delay_s * 1000))
 
 

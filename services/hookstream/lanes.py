@@ -9,6 +9,13 @@ A lane also predicts when each waiting job would start, from how long its reques
 that would wait longer than ``max_wait_s`` are handed back by ``overdue`` so the caller can park
 them elsewhere (the sender re-publishes them, due at the predicted time): a slow or hung receiver
 then keeps a few jobs in memory, not its whole backlog, and the offsets behind it keep moving.
+Parked jobs book their webhook's future slots one after the other (a job parked later is due
+after those parked before), so they come back when there should be room, not all at once to be
+parked again.
+
+The last ``reserve`` global slots go only to webhooks whose requests are quick (under
+``quick_s``): however many receivers are slow, they never hold every slot, and a healthy
+webhook always finds one.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ T = TypeVar("T")
 EWMA_WEIGHT = 0.3
 #: Idle webhooks whose request duration is remembered (the least recently busy are forgotten).
 REMEMBERED_IDLE = 4096
+#: Requests shorter than this make a webhook quick: it may use the reserved slots.
+QUICK_S = 1.0
 
 
 def _start_delay_s(position: int, free: int, slots: int, estimate_s: float) -> float:
@@ -59,7 +68,8 @@ class Lanes(Generic[T]):
     """Per-webhook FIFO lanes with a per-webhook and a global in-flight bound.
 
     ``gate(key)`` may lower a webhook's limit for a while (an open circuit gives 0, a half-open
-    one 1); it is asked whenever slots are handed out.
+    one 1); it is asked whenever slots are handed out. ``reserve`` (at most ``concurrency - 1``)
+    slots are kept for quick webhooks.
     """
 
     def __init__(
@@ -68,15 +78,21 @@ class Lanes(Generic[T]):
         concurrency: int,
         max_wait_s: float,
         gate: Callable[[str], int] | None = None,
+        reserve: int = 0,
+        quick_s: float = QUICK_S,
     ) -> None:
-        if limit < 1 or concurrency < 1:
-            raise ValueError("limit and concurrency must be at least 1")
+        if limit < 1 or concurrency < 1 or reserve < 0:
+            raise ValueError("limit and concurrency must be at least 1, reserve at least 0")
         self.limit = min(limit, concurrency)
         self.concurrency = concurrency
         self.max_wait_s = max_wait_s
+        self.reserve = min(reserve, concurrency - 1)
+        self.quick_s = quick_s
         self._gate = gate
         self._lanes: OrderedDict[str, Lane[T]] = OrderedDict()
         self._idle_durations: OrderedDict[str, float] = OrderedDict()
+        #: Per webhook, until when its slots are booked by parked jobs (see ``overdue``).
+        self._booked: dict[str, float] = {}
         self._in_flight = 0
         self._waiting = 0
 
@@ -95,7 +111,7 @@ class Lanes(Generic[T]):
                 if self._in_flight >= self.concurrency:
                     break
                 lane = self._lanes[key]
-                if lane.waiting and len(lane.started) < self.allowed(key):
+                if self._may_start(key, lane, now):
                     item = lane.waiting.popleft()
                     self._waiting -= 1
                     lane.started.append(now)
@@ -118,6 +134,19 @@ class Lanes(Generic[T]):
         lane.duration_s = took if previous is None else previous + EWMA_WEIGHT * (took - previous)
         self._tidy(key)
 
+    def _may_start(self, key: str, lane: Lane[T], now: float) -> bool:
+        """A waiting job of ``key`` may start: its webhook has a slot left, and either a general
+        slot is free or the webhook is quick enough for the reserve."""
+        if not lane.waiting or len(lane.started) >= self.allowed(key):
+            return False
+        if self._in_flight < self.concurrency - self.reserve:
+            return True
+        return lane.estimate_s(now) < self.quick_s
+
+    def booked_until(self, key: str) -> float | None:
+        """Until when ``key``'s slots are booked by jobs parked earlier; None if not booked."""
+        return self._booked.get(key)
+
     def allowed(self, key: str) -> int:
         """How many requests ``key`` may have in flight now."""
         gate = self._gate(key) if self._gate is not None else self.limit
@@ -127,8 +156,9 @@ class Lanes(Generic[T]):
         """Remove and return the waiting jobs predicted to start later than ``max_wait_s``.
 
         With ``free`` slots of its webhook unused, the n-th waiting job (from 0) starts at once
-        if n < free, else after about ``(n - free) // slots + 1`` request durations. The newest
-        jobs are the ones removed, so the order within a lane holds.
+        if n < free, else after about ``(n - free) // slots + 1`` request durations. The jobs
+        from the first overdue one on leave, oldest first, each due one ``duration / slots``
+        after the one before and never before the slots booked by jobs parked earlier.
         """
         removed: list[Overdue[T]] = []
         for key in list(self._lanes):
@@ -140,17 +170,29 @@ class Lanes(Generic[T]):
                 continue
             slots = max(1, self.allowed(key))
             free = max(0, slots - len(lane.started))
-
-            while lane.waiting:
-                position = len(lane.waiting) - 1
-                delay_s = _start_delay_s(position, free, slots, estimate)
-                if delay_s <= self.max_wait_s:
-                    break
-                item = lane.waiting.pop()
-                self._waiting -= 1
-                removed.append(Overdue(key, item, delay_s))
+            cut = len(lane.waiting)
+            while cut > 0 and _start_delay_s(cut - 1, free, slots, estimate) > self.max_wait_s:
+                cut -= 1
+            if cut == len(lane.waiting):
+                continue
+            booked = self._booked.get(key, now)
+            due = max(booked, now + _start_delay_s(cut, free, slots, estimate))
+            leaving = [lane.waiting[n] for n in range(cut, len(lane.waiting))]
+            for _ in leaving:
+                lane.waiting.pop()
+            self._waiting -= len(leaving)
+            for item in leaving:
+                removed.append(Overdue(key, item, due - now))
+                due += estimate / slots
+            self._booked[key] = due
             self._tidy(key)
+        self._forget_bookings(now)
         return removed
+
+    def _forget_bookings(self, now: float) -> None:
+        """Keep the bookings bounded: past ones are forgotten once there are many."""
+        if len(self._booked) > REMEMBERED_IDLE:
+            self._booked = {key: at for key, at in self._booked.items() if at > now}
 
     def take_waiting(self, key: str) -> list[T]:
         """Remove every waiting job of ``key`` (for example while its circuit is open)."""

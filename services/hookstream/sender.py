@@ -4,10 +4,11 @@ Jobs from the delivery and retry topics share one consumer. A job not yet due wa
 in-memory schedule (bounded; the retry topic is paused when it is full), never in a sleep. A due
 job waits in its webhook's lane (``lanes.py``): each webhook has at most
 ``per_webhook_concurrency`` requests in flight, all together at most ``concurrency``, and jobs of
-other webhooks overtake the waiting ones. A lane holds only the jobs it should start within
-``lane_max_wait_s``; the rest are parked on the retry topic, due when a slot should be free, and
-a webhook whose circuit is open (``circuit.py``) parks its jobs until its next probe. So a slow,
-hung or dead receiver never holds up another webhook, and the offsets behind it keep committing.
+other webhooks overtake the waiting ones; the last ``reserved_slots`` go only to quick webhooks.
+A lane holds only the jobs it should start within ``lane_max_wait_s``; the rest are parked on the
+retry topic (``sender_parking.py``), due when their webhook should have room, and a webhook whose
+circuit is open (``circuit.py``) parks its jobs until its next probe. So a slow, hung or dead
+receiver never holds up another webhook, and the offsets behind it keep committing.
 
 An offset is committed only after every record its job caused (status, retry, failure count, or
 the parked copy) is acked. A task that fails, or outputs that cannot be written, stop the process
@@ -18,22 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from hookstream.attempts import Deliverer, Output, make_http_client
 from hookstream.circuit import Breakers, CircuitState
-from hookstream.codec import decode, encode
+from hookstream.codec import decode
 from hookstream.directory import DirectoryFeed, WebhookDirectory
-from hookstream.errors import DecodeError, MustStopError
+from hookstream.errors import DecodeError
 from hookstream.kafkaio import dead_letter_bytes, make_consumer, make_producer
 from hookstream.lanes import Lanes
 from hookstream.metrics import (
@@ -46,40 +45,17 @@ from hookstream.metrics import (
     SCHEDULED,
     WEBHOOKS_AT_LIMIT,
 )
-from hookstream.models import DeliveryJob, DeliveryStatus, Outcome, now_ms
+from hookstream.models import DeliveryJob, now_ms
 from hookstream.offsets import OffsetTracker
 from hookstream.ops import OpsServer
 from hookstream.policy import PolicyFeed
+from hookstream.sender_parking import PROBE_MARGIN_MS, Item, Schedule, held_status, park
+from hookstream.sender_writes import OutputWriter, SenderStoppedError
 from hookstream.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SERVICE = "sender"
-#: Kafka header on a job parked unattempted on the retry topic (value: why).
-PARKED_HEADER = "hookstream-parked"
-#: Tries to write the outputs of one job before the sender stops; waits between them (seconds).
-WRITE_BACKOFF_S = (0.5, 2.0, 8.0)
-
-
-class SenderStoppedError(MustStopError):
-    """The sender lost work it cannot redo itself; a restart reads it again from Kafka."""
-
-
-@dataclass(frozen=True)
-class _Item:
-    """A job and where it was read from (its offset is done once its outputs are acked)."""
-
-    tp: TopicPartition
-    offset: int
-    job: DeliveryJob
-    parked: bool = False
-
-
-@dataclass(order=True)
-class _Scheduled:
-    due_at: int
-    seq: int
-    item: _Item = field(compare=False)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -91,41 +67,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("sender assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
-
-
-class _Throttle:
-    """At most one log line per kind per ``every_s``; the lines in between are counted."""
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        self.every_s = every_s
-        self._last: dict[str, float] = {}
-        self._skipped: dict[str, int] = {}
-
-    def allow(self, kind: str) -> int | None:
-        """None to stay quiet, else how many lines of this kind were left out before this one."""
-        now = time.monotonic()
-        if now - self._last.get(kind, -self.every_s) < self.every_s:
-            self._skipped[kind] = self._skipped.get(kind, 0) + 1
-            return None
-        self._last[kind] = now
-        return self._skipped.pop(kind, 0)
-
-
-def reachable(outputs: list[Output], status_topic: str) -> bool | None:
-    """Whether an attempt reached its receiver, from the records it caused: True when it
-    answered (any HTTP status) or was skipped, False after a connection failure or timeout,
-    None when it failed for good without trying (a refused address)."""
-    if len(outputs) == 1:
-        return True  # delivered or skipped: only a status record
-    for topic, _key, value in outputs:
-        if topic == status_topic:
-            status = decode(value, DeliveryStatus)
-            if status.http_status is not None or status.outcome is not Outcome.FAILED:
-                return True
-            if status.final and status.attempt < status.max_attempts:
-                return None
-            return False
-    return None
 
 
 class Sender:
@@ -142,26 +83,28 @@ class Sender:
         self.consumer = consumer
         self.producer = producer
         self.deliverer = deliverer
+        self.writer = OutputWriter(producer, settings.topics.retries)
         delivery = settings.delivery
         self.offsets = OffsetTracker()
         self.breakers = Breakers(
             delivery.circuit_failures, delivery.circuit_open_s, delivery.circuit_max_open_s
         )
-        self.lanes: Lanes[_Item] = Lanes(
+        self.lanes: Lanes[Item] = Lanes(
             delivery.per_webhook_concurrency,
             delivery.concurrency,
             delivery.lane_max_wait_s,
             gate=self._gate,
+            reserve=delivery.reserved_slots,
         )
-        self._schedule: list[_Scheduled] = []
-        self._seq = itertools.count()
+        self.schedule = Schedule(delivery.max_scheduled, delivery.max_parked)
+        #: Tags circuit openings of this process apart from those of other senders.
+        self._instance = uuid.uuid4().hex[:12]
         self._tasks: set[asyncio.Task[None]] = set()
         #: Set whenever a task ends: waiting on it is O(1), asyncio.wait on every task is O(n).
         self._task_ended = asyncio.Event()
         self._retries_paused = False
         self._failure: BaseException | None = None
         self._stopping = False
-        self._throttle = _Throttle()
 
     def subscribe(self) -> None:
         topics = self.settings.topics
@@ -227,18 +170,15 @@ class Sender:
                 )
             )
             return
-        parked = any(name == PARKED_HEADER for name, _ in record.headers or ())
-        item = _Item(tp, record.offset, job, parked)
+        item = Item.read(tp, record.offset, job, record.headers)
         if job.due_at > now_ms():
-            heapq.heappush(self._schedule, _Scheduled(job.due_at, next(self._seq), item))
+            self.schedule.push(item)
         else:
             self.lanes.add(job.webhook_id, item)
 
     def _start_due(self) -> None:
-        now = now_ms()
         moved = False
-        while self._schedule and self._schedule[0].due_at <= now:
-            item = heapq.heappop(self._schedule).item
+        for item in self.schedule.pop_due(now_ms()):
             if self.offsets.tracks(item.tp):
                 self.lanes.add(item.job.webhook_id, item)
                 moved = True
@@ -259,55 +199,37 @@ class Sender:
         for webhook_id in list(self.lanes.waiting_keys()):
             if self.breakers.state(webhook_id, now) is CircuitState.OPEN:
                 probe_at = self.breakers.probe_at(webhook_id) or now
-                due = now_ms() + int(max(0.0, probe_at - now) * 1000)
+                due = now_ms() + int(max(0.0, probe_at - now) * 1000) + PROBE_MARGIN_MS
                 for item in self.lanes.take_waiting(webhook_id):
-                    self._park(item, due, "circuit")
+                    self._park(item, due, circuit=True)
         for overdue in self.lanes.overdue(now):
-            self._park(overdue.item, now_ms() + int(overdue.delay_s * 1000), "backlog")
+            self._park(overdue.item, now_ms() + int(overdue.delay_s * 1000))
         for webhook_id, item in self.lanes.ready(now):
             self._spawn(self._attempt(webhook_id, item, now))
 
-    def _park(self, item: _Item, due_at: int, reason: str) -> None:
+    def _park(self, item: Item, due_at: int, circuit: bool = False) -> None:
         """Move a job unattempted to the retry topic, due at ``due_at``: same delivery id, same
-        attempt number. A job held by an open circuit also gets a status record saying why."""
+        attempt number. A job held by an open circuit is also reported, once per opening."""
         topics = self.settings.topics
-        job = item.job
-        key = job.webhook_id.encode()
-        outputs: list[Output] = [
-            (topics.retries, key, encode(job.model_copy(update={"due_at": due_at})))
-        ]
-        if reason == "circuit":
-            outputs.append((topics.status, key, encode(self._held_status(job, due_at))))
-        JOBS_PARKED.labels(reason).inc()
-        self._spawn(
-            self._outputs_then_done(
-                item.tp, item.offset, outputs, headers=[(PARKED_HEADER, reason.encode())]
+        held = None
+        if circuit:
+            opening = self.breakers.opening(item.job.webhook_id)
+            config = self.deliverer.directory.get(item.job.webhook_id)
+            status = held_status(
+                item.job,
+                config.name if config is not None else "",
+                self.deliverer.policy.current.max_attempts,
+                due_at,
+                self.settings.delivery.circuit_failures,
             )
-        )
-
-    def _held_status(self, job: DeliveryJob, due_at: int) -> DeliveryStatus:
-        config = self.deliverer.directory.get(job.webhook_id)
-        failures = self.settings.delivery.circuit_failures
-        return DeliveryStatus(
-            delivery_id=job.delivery_id,
-            webhook_id=job.webhook_id,
-            webhook_name=config.name if config is not None else "",
-            event_ids=[event.event_id for event in job.events],
-            trigger=job.trigger,
-            attempt=job.attempt,
-            max_attempts=self.deliverer.policy.current.max_attempts,
-            # Not an attempt: SKIPPED and not final, so nothing counts it as a failure.
-            outcome=Outcome.SKIPPED,
-            final=False,
-            next_attempt_at=due_at,
-            error=f"held back, not attempted: the receiver's circuit is open after {failures} "
-            "connection failures or timeouts in a row; one probe at a time is sent until it "
-            "answers",
-        )
+            held = (f"{self._instance}-{opening}", status)
+        outputs, headers = park(item, due_at, topics.retries, topics.status, held)
+        JOBS_PARKED.labels("circuit" if circuit else "backlog").inc()
+        self._spawn(self._outputs_then_done(item.tp, item.offset, outputs, headers))
 
     def _observe(self) -> None:
-        SCHEDULED.set(len(self._schedule))
-        PARKED_WAITING.set(sum(1 for entry in self._schedule if entry.item.parked))
+        SCHEDULED.set(self.schedule.retries)
+        PARKED_WAITING.set(self.schedule.parked)
         at_limit = self.lanes.at_limit()
         waiting = self.lanes.waiting()
         now = time.monotonic()
@@ -329,14 +251,21 @@ class Sender:
 
     def _pace_retries(self) -> None:
         """Stop reading retries while the schedule is full; resume once it has half emptied."""
-        limit = self.settings.delivery.max_scheduled
         retries = [
             tp for tp in self.consumer.assignment() if tp.topic == self.settings.topics.retries
         ]
-        if not self._retries_paused and len(self._schedule) >= limit:
+        if not self._retries_paused and self.schedule.full():
+            log.warning(
+                "pausing the retry topic: %d retries and %d parked jobs are waiting in memory "
+                "(bounds %d and %d)",
+                self.schedule.retries,
+                self.schedule.parked,
+                self.schedule.max_retries,
+                self.schedule.max_parked,
+            )
             self.consumer.pause(*retries)
             self._retries_paused = True
-        elif self._retries_paused and len(self._schedule) < limit // 2:
+        elif self._retries_paused and self.schedule.roomy():
             self.consumer.resume(*retries)
             self._retries_paused = False
 
@@ -355,18 +284,17 @@ class Sender:
             log.critical("a sender task failed; the sender stops", exc_info=error)
             self._failure = error
 
-    async def _attempt(self, webhook_id: str, item: _Item, started: float) -> None:
+    async def _attempt(self, webhook_id: str, item: Item, started: float) -> None:
         IN_FLIGHT.inc()
         try:
-            outputs = await self.deliverer.deliver(item.job)
+            attempt = await self.deliverer.deliver(item.job)
         finally:
             IN_FLIGHT.dec()
             self.lanes.finished(webhook_id, started, time.monotonic())
-        answered = reachable(outputs, self.settings.topics.status)
-        if answered is not None:
-            self._count(webhook_id, answered)
+        if attempt.reached is not None:
+            self._count(webhook_id, attempt.reached)
         self._pump()
-        await self._outputs_then_done(item.tp, item.offset, outputs)
+        await self._outputs_then_done(item.tp, item.offset, attempt.outputs)
 
     def _count(self, webhook_id: str, answered: bool) -> None:
         now = time.monotonic()
@@ -388,37 +316,9 @@ class Sender:
         outputs: list[Output],
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        """Write the outputs of a job, then mark its offset done; a few tries, then stop."""
-        for wait_s in (*WRITE_BACKOFF_S, None):
-            try:
-                pending = [
-                    await self.producer.send(topic, value=value, key=key, headers=headers)
-                    for topic, key, value in outputs
-                ]
-                await asyncio.gather(*pending)
-            except Exception as exc:
-                if wait_s is None:
-                    raise SenderStoppedError(
-                        f"could not write the outputs of {tp.topic}[{tp.partition}]@{offset} "
-                        f"after {len(WRITE_BACKOFF_S) + 1} tries ({exc!r}); check that Kafka "
-                        "is reachable; a restart redoes the job"
-                    ) from exc
-                skipped = self._throttle.allow("write")
-                if skipped is not None:
-                    log.warning(
-                        "could not write the outputs of %s[%d]@%d, trying again in %g s "
-                        "(%d similar lines left out): %r",
-                        tp.topic,
-                        tp.partition,
-                        offset,
-                        wait_s,
-                        skipped,
-                        exc,
-                    )
-                await asyncio.sleep(wait_s)
-                continue
-            self.offsets.done(tp, offset)
-            return
+        """Write the outputs of a job, then mark its offset done."""
+        await self.writer.write(tp, offset, outputs, headers)
+        self.offsets.done(tp, offset)
 
     async def commit(self) -> None:
         offsets = self.offsets.committable()
@@ -441,8 +341,7 @@ class Sender:
         gone = set(revoked)
         for tp in revoked:
             self.offsets.forget(tp)
-        self._schedule = [entry for entry in self._schedule if entry.item.tp not in gone]
-        heapq.heapify(self._schedule)
+        self.schedule.drop(lambda item: item.tp in gone)
         self.lanes.drop(lambda item: item.tp in gone)
 
     async def _drain(self, timeout_s: float) -> None:

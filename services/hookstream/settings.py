@@ -92,6 +92,13 @@ class DeliverySettings(BaseModel):
         le=4096,
         description="Requests in flight at once to one webhook, per sender (within concurrency).",
     )
+    reserved_slots: int = Field(
+        default=16,
+        ge=0,
+        le=4096,
+        description="Request slots (of concurrency, at most all but one) only webhooks answering "
+        "within 1 s may take, so slow receivers never hold every slot.",
+    )
     lane_max_wait_s: float = Field(
         default=2.0,
         gt=0,
@@ -125,6 +132,12 @@ class DeliverySettings(BaseModel):
     )
     max_scheduled: int = Field(
         default=10_000, ge=10, description="Retries held in memory before the retry topic pauses."
+    )
+    max_parked: int = Field(
+        default=10_000,
+        ge=10,
+        description="Parked jobs (moved aside by a slow or dead webhook) held in memory until "
+        "due before the retry topic pauses; counted apart from max_scheduled.",
     )
     commit_interval_s: float = Field(
         default=0.5, gt=0, le=60, description="How often finished offsets are committed."

@@ -61,3 +61,20 @@ def test_webhooks_are_independent() -> None:
 def test_invalid_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="max_open_s"):
         Breakers(failures=1, open_s=10, max_open_s=5)
+
+
+def test_an_opening_keeps_its_number_until_the_circuit_closes() -> None:
+    breakers = Breakers(failures=1, open_s=10, max_open_s=60)
+    assert breakers.opening("w") is None
+    breakers.record("w", reachable=False, now=0)
+    first = breakers.opening("w")
+    assert first is not None
+    # A failed probe re-opens it: still the same opening (its held jobs were reported once).
+    breakers.record("w", reachable=False, now=11)
+    assert breakers.opening("w") == first
+    breakers.record("w", reachable=True, now=40)
+    assert breakers.opening("w") is None
+    breakers.record("w", reachable=False, now=41)
+    assert breakers.opening("w") not in (None, first)
+    breakers.record("other", reachable=False, now=41)
+    assert breakers.opening("other") not in (None, first, breakers.opening("w"))

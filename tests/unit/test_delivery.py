@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from hookstream import __version__, attempts
-from hookstream.attempts import Deliverer
+from hookstream.attempts import Attempt, Deliverer
 from hookstream.codec import decode
 from hookstream.delivery import (
     ATTEMPT_HEADER,
@@ -148,6 +148,39 @@ def test_judge_properties(
         assert int(interval * 1000) <= delay_ms <= int(MAX_RETRY_AFTER_S * 1000)
 
 
+@settings(deadline=None)
+@given(st.floats(1, 100), st.floats(0, 1), st.one_of(st.none(), st.floats(0, 1e9)))
+def test_jitter_never_shortens_the_interval_nor_lifts_the_retry_after_cap(
+    interval: float, jitter: float, retry_after: float | None
+) -> None:
+    verdict = judge(result(503, retry_after), 1, 3, interval, NOW, jitter=jitter)
+    assert verdict.retry_at is not None
+    delay_ms = verdict.retry_at - NOW
+    assert int(interval * 1000) <= delay_ms
+    assert delay_ms <= max(int(interval * (1 + jitter) * 1000), int(MAX_RETRY_AFTER_S * 1000))
+
+
+def test_jitter_spreads_a_burst_of_failures() -> None:
+    spread = {judge(result(500), 1, 3, 30, NOW, jitter=0.1).retry_at for _ in range(50)}
+    assert len(spread) > 40
+    assert all(NOW + 30_000 <= at <= NOW + 33_000 for at in spread if at is not None)
+
+
+@pytest.mark.parametrize(
+    ("attempt_result", "reached"),
+    [
+        (None, True),
+        (AttemptResult(500, "", None, 1.0), True),
+        (AttemptResult(None, None, "connect timeout", 1.0), False),
+        (AttemptResult(None, None, "address refused", 0.0, permanent=True), None),
+    ],
+)
+def test_an_attempt_says_whether_the_receiver_was_reached(
+    attempt_result: AttemptResult | None, reached: bool | None
+) -> None:
+    assert Attempt(attempt_result, []).reached is reached
+
+
 # --- Retry-After ------------------------------------------------------------------------------
 
 
@@ -279,7 +312,9 @@ def _job(webhook: WebhookConfig, trigger: str, resource_id: str) -> DeliveryJob:
 
 def _outputs(deliverer: Deliverer, job: DeliveryJob) -> tuple[DeliveryStatus, WebhookCommand]:
     settings = deliverer.settings
-    outputs = asyncio.run(deliverer.deliver(job))
+    attempt = asyncio.run(deliverer.deliver(job))
+    assert attempt.reached is None, "a failure before any request says nothing of the receiver"
+    outputs = attempt.outputs
     assert [topic for topic, _, _ in outputs] == [
         settings.topics.status,
         settings.topics.webhook_commands,
@@ -320,3 +355,21 @@ def test_an_unexpected_error_in_an_attempt_is_a_final_counted_failure(
     assert "RuntimeError: a bug" in (status.error or "")
     assert command.kind is CommandKind.RECORD_FAILURE
     assert "failed unexpectedly" in caplog.text
+
+
+def test_a_retry_is_keyed_by_delivery_id_and_its_status_by_webhook_id() -> None:
+    """Retries spread over partitions (so over senders); status stays keyed per webhook."""
+    webhook = WebhookConfig(
+        webhook_id="wh-r", name="R", payload_url="http://127.0.0.1:9/hook", triggers=["/items"]
+    )
+    deliverer = _deliverer(webhook)
+    verdict = Verdict(VerdictKind.RETRY, reason="HTTP 500", retry_at=NOW + 1000)
+    job = _job(webhook, "/items", "1")
+    outputs = deliverer._record(job, "R", deliverer._base(job, NOW), None, result(500), verdict)
+    topics = deliverer.settings.topics
+    assert [(topic, key) for topic, key, _ in outputs] == [
+        (topics.status, b"wh-r"),
+        (topics.retries, b"d-1"),
+    ]
+    retry = decode(outputs[1][2], DeliveryJob)
+    assert (retry.delivery_id, retry.attempt, retry.due_at) == ("d-1", 2, NOW + 1000)

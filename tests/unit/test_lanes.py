@@ -78,14 +78,16 @@ def test_a_slow_lane_keeps_only_what_starts_within_the_wait_bound() -> None:
     # Nothing finished and nothing ran long yet: no evidence of slowness, nothing parked.
     assert lanes.overdue(0.0) == []
     # After 1 s with both requests still running, a request is known to take at least 1 s:
-    # of the 8 waiting, positions 0-1 start in about 1 s, 2-3 in 2 s, 4-5 in 3 s, 6-7 in 4 s.
+    # of the 8 waiting, positions 0-1 start in about 1 s, 2-3 in 2 s: the rest leave, oldest
+    # first, each booked half a request duration (1 s / 2 slots) after the one before.
     overdue = lanes.overdue(1.0)
     assert [(entry.item, entry.delay_s) for entry in overdue] == [
-        (9, 4.0),
-        (8, 4.0),
-        (7, 3.0),
         (6, 3.0),
+        (7, 3.5),
+        (8, 4.0),
+        (9, 4.5),
     ]
+    assert lanes.booked_until("slow") == 1.0 + 5.0
     assert lanes.waiting("slow") == 4
     assert all(entry.key == "slow" for entry in overdue)
 
@@ -125,9 +127,86 @@ def test_a_job_with_a_free_slot_is_never_parked() -> None:
     lanes.finished("slow", 0.0, 5.0)
     for n in range(1, 5):
         lanes.add("slow", n)
-    # Two slots are free: jobs 1 and 2 start now, 3 and 4 after about 5 s.
-    assert [(entry.item, entry.delay_s) for entry in lanes.overdue(6.0)] == [(4, 5.0), (3, 5.0)]
+    # Two slots are free: jobs 1 and 2 start now, 3 and 4 after about 5 s and 7.5 s.
+    assert [(entry.item, entry.delay_s) for entry in lanes.overdue(6.0)] == [(3, 5.0), (4, 7.5)]
     assert lanes.ready(6.0) == [("slow", 1), ("slow", 2)]
+
+
+def test_jobs_parked_later_are_booked_after_those_parked_before() -> None:
+    lanes: Lanes[int] = Lanes(limit=1, concurrency=64, max_wait_s=2.0)
+    lanes.add("slow", 0)
+    lanes.ready(0.0)
+    lanes.finished("slow", 0.0, 5.0)
+    for n in range(1, 4):
+        lanes.add("slow", n)
+    lanes.ready(5.0)
+    assert [(e.item, e.delay_s) for e in lanes.overdue(5.0)] == [(2, 5.0), (3, 10.0)]
+    # A job arriving a second later waits behind the two booked ones, not beside them.
+    lanes.add("slow", 4)
+    assert [(e.item, e.delay_s) for e in lanes.overdue(6.0)] == [(4, 14.0)]
+    assert lanes.booked_until("slow") == 25.0
+
+
+def test_parked_jobs_come_back_when_there_is_room_and_are_not_parked_again() -> None:
+    """A fake clock: 40 jobs of a 5 s receiver with 4 slots; every parked job starts when it
+    comes back, so each job is parked at most once (no churn)."""
+    lanes: Lanes[int] = Lanes(limit=4, concurrency=64, max_wait_s=2.0)
+    lanes.add("slow", 0)
+    lanes.ready(0.0)
+    lanes.finished("slow", 0.0, 5.0)
+    for n in range(1, 41):
+        lanes.add("slow", n)
+    now = 5.0
+    returning: list[tuple[float, int]] = []
+    running: list[tuple[float, int]] = []
+    parked: dict[int, int] = {}
+    done: list[int] = []
+    while len(done) < 40:
+        for entry in lanes.overdue(now):
+            parked[entry.item] = parked.get(entry.item, 0) + 1
+            returning.append((now + entry.delay_s, entry.item))
+        running.extend((now, item) for _, item in lanes.ready(now))
+        now = round(now + 0.125, 3)
+        for started, item in [job for job in running if now - job[0] >= 5.0]:
+            lanes.finished("slow", started, now)
+            running.remove((started, item))
+            done.append(item)
+        for due, item in sorted(job for job in returning if job[0] <= now):
+            returning.remove((due, item))
+            lanes.add("slow", item)
+        assert now < 200, "the jobs should all be done in about 50 s"
+    assert sorted(done) == list(range(1, 41))
+    assert parked and max(parked.values()) == 1
+    # The slots stayed busy: 40 jobs at 4 at a time take about 10 rounds of 5 s.
+    assert now <= 5.0 + 12 * 5.0
+
+
+def test_slow_webhooks_cannot_take_the_reserved_slots() -> None:
+    lanes: Lanes[int] = Lanes(limit=4, concurrency=10, max_wait_s=60, reserve=3)
+    for key in ("slow-a", "slow-b", "fast"):
+        lanes.add(key, 0)
+    for _, _item in lanes.ready(0.0):
+        pass
+    for key in ("slow-a", "slow-b"):
+        lanes.finished(key, 0.0, 5.0)
+    lanes.finished("fast", 0.0, 0.01)
+    for n in range(1, 9):
+        lanes.add("slow-a", n)
+        lanes.add("slow-b", 10 + n)
+    started = lanes.ready(6.0)
+    # Only the 7 general slots go to the slow webhooks; the 3 reserved ones stay free.
+    assert len(started) == 7 and lanes.in_flight() == 7
+    for n in range(1, 5):
+        lanes.add("fast", n)
+    assert _keys(lanes.ready(6.1)) == ["fast", "fast", "fast"]
+    assert lanes.in_flight() == 10
+
+
+def test_the_reserve_leaves_at_least_one_general_slot() -> None:
+    lanes: Lanes[int] = Lanes(limit=1, concurrency=1, max_wait_s=60, reserve=5)
+    assert lanes.reserve == 0
+    with pytest.raises(ValueError, match="reserve"):
+        Lanes[int](limit=1, concurrency=1, max_wait_s=60, reserve=-1)
 
 
 def test_drop_forgets_waiting_jobs_of_revoked_partitions() -> None:
@@ -154,11 +233,14 @@ def test_finishing_an_unknown_job_is_an_error() -> None:
     ),
     st.integers(1, 4),
     st.integers(1, 6),
+    st.integers(0, 3),
 )
 def test_bounds_hold_and_no_job_is_lost_or_doubled(
-    steps: list[tuple[str, str]], limit: int, concurrency: int
+    steps: list[tuple[str, str]], limit: int, concurrency: int, reserve: int
 ) -> None:
-    lanes: Lanes[int] = Lanes(limit=limit, concurrency=concurrency, max_wait_s=0.5)
+    lanes: Lanes[int] = Lanes(
+        limit=limit, concurrency=concurrency, max_wait_s=0.5, reserve=reserve, quick_s=0.25
+    )
     running: dict[str, list[tuple[float, int]]] = {}
     added: list[int] = []
     out: list[int] = []

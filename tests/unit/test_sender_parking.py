@@ -1,0 +1,98 @@
+"""Parking: keyed by delivery id, one held-status record per circuit opening, bounds apart."""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+
+from hookstream.codec import decode
+from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
+from hookstream.sender_parking import (
+    HELD_HEADER,
+    PARKED_HEADER,
+    Item,
+    Schedule,
+    held_status,
+    park,
+)
+
+NOW = 1_700_000_000_000
+TP = TopicPartition("jobs", 0)
+
+
+def _job(n: int, due_at: int = NOW, webhook_id: str = "wh-1") -> DeliveryJob:
+    event = DomainEvent(event_id=f"e-{n}", source="items", operation="update", occurred_at=NOW)
+    return DeliveryJob(
+        delivery_id=f"d-{n}",
+        webhook_id=webhook_id,
+        trigger="/items/update",
+        events=[event],
+        due_at=due_at,
+        triggered_at=NOW,
+        attempt=2,
+    )
+
+
+def test_a_parked_job_keeps_its_id_and_attempt_and_is_keyed_by_delivery_id() -> None:
+    outputs, headers = park(Item(TP, 7, _job(1)), NOW + 5000, "retries", "status")
+    [(topic, key, value)] = outputs
+    copy = decode(value, DeliveryJob)
+    assert (topic, key) == ("retries", b"d-1")
+    assert (copy.delivery_id, copy.attempt, copy.due_at) == ("d-1", 2, NOW + 5000)
+    assert headers == [(PARKED_HEADER, b"backlog")]
+
+
+def test_a_held_job_is_reported_once_per_circuit_opening() -> None:
+    job = _job(1)
+    status = held_status(job, "One", 3, NOW + 10_000, failures=5)
+    outputs, headers = park(Item(TP, 7, job), NOW + 10_000, "retries", "status", ("s-1", status))
+    assert [(topic, key) for topic, key, _ in outputs] == [("retries", b"d-1"), ("status", b"wh-1")]
+    reported = decode(outputs[1][2], DeliveryStatus)
+    assert reported.outcome is Outcome.SKIPPED and not reported.final
+    assert "circuit is open after 5" in (reported.error or "")
+    assert (HELD_HEADER, b"s-1") in headers
+
+    # The copy comes back (its headers say which opening it was reported to) and the circuit
+    # is still in that opening: parked again, no second status record.
+    back = Item.read(TP, 9, job, headers)
+    assert back.parked and back.held == "s-1"
+    again, _ = park(back, NOW + 20_000, "retries", "status", ("s-1", status))
+    assert [topic for topic, _, _ in again] == ["retries"]
+    # A new opening reports it again.
+    later, _ = park(back, NOW + 90_000, "retries", "status", ("s-2", status))
+    assert [topic for topic, _, _ in later] == ["retries", "status"]
+
+
+def test_the_schedule_hands_out_due_jobs_in_order_and_counts_parked_apart() -> None:
+    schedule = Schedule(max_retries=10, max_parked=4)
+    for n, due in enumerate((NOW + 300, NOW + 100, NOW + 200)):
+        schedule.push(Item(TP, n, _job(n, due)))
+    for n in range(3, 7):
+        schedule.push(Item(TP, n, _job(n, NOW + 150), parked=True))
+    assert (schedule.retries, schedule.parked) == (3, 4)
+    # The parked bound is reached; the retries' bound is not.
+    assert schedule.full()
+    due = schedule.pop_due(NOW + 200)
+    assert [item.job.due_at for item in due] == [NOW + 100] + [NOW + 150] * 4 + [NOW + 200]
+    assert (schedule.retries, schedule.parked) == (1, 0)
+    assert not schedule.full() and schedule.roomy()
+
+
+def test_parked_jobs_do_not_use_up_the_room_of_retries() -> None:
+    schedule = Schedule(max_retries=10, max_parked=100)
+    for n in range(50):
+        schedule.push(Item(TP, n, _job(n, NOW + 1000), parked=True))
+    for n in range(50, 59):
+        schedule.push(Item(TP, n, _job(n, NOW + 1000)))
+    assert len(schedule) == 59 and not schedule.full()
+    schedule.push(Item(TP, 59, _job(59, NOW + 1000)))
+    assert schedule.full()
+
+
+def test_revoked_partitions_are_forgotten_with_their_counts() -> None:
+    other = TopicPartition("jobs", 1)
+    schedule = Schedule(max_retries=10, max_parked=10)
+    schedule.push(Item(TP, 0, _job(0, NOW + 5), parked=True))
+    schedule.push(Item(other, 0, _job(1, NOW + 5), parked=True))
+    schedule.push(Item(other, 1, _job(2, NOW + 5)))
+    schedule.drop(lambda item: item.tp == other)
+    assert (len(schedule), schedule.parked, schedule.retries) == (1, 1, 0)

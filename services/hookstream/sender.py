@@ -33,7 +33,13 @@ from hookstream.circuit import Breakers, CircuitState
 from hookstream.codec import decode
 from hookstream.directory import DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
-from hookstream.kafkaio import dead_letter_bytes, make_consumer, make_producer
+from hookstream.kafkaio import (
+    UnreadableBatch,
+    dead_letter_bytes,
+    getmany_past_unreadable,
+    make_consumer,
+    make_producer,
+)
 from hookstream.lanes import Lanes
 from hookstream.metrics import (
     CIRCUITS_OPEN,
@@ -56,6 +62,9 @@ from hookstream.settings import Settings
 log = logging.getLogger(__name__)
 
 SERVICE = "sender"
+#: The longest one attempt can take (connect and read timeouts at their bounds of 60 s each, and
+#: a second); a stopping sender waits that long for attempts under way before it commits.
+MAX_ATTEMPT_S = 60 + 60 + 1
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -124,10 +133,14 @@ class Sender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._task_ended.wait(), timeout=0.1)
             else:
-                batches = await self.consumer.getmany(timeout_ms=100, max_records=room)
+                batches, unreadable = await getmany_past_unreadable(
+                    self.consumer, SERVICE, timeout_ms=100, max_records=room
+                )
                 for tp, records in batches.items():
                     for record in records:
                         self._accept(tp, record)
+                if unreadable is not None:
+                    self._skip(unreadable)
                 self._pump()
             self._pace_retries()
             now = asyncio.get_running_loop().time()
@@ -136,7 +149,7 @@ class Sender:
                 last_commit = now
         # Jobs still waiting are not started: uncommitted, they are read again after a restart.
         self._stopping = True
-        await self._drain(timeout_s=self.deliverer.policy.current.request_timeout_s + 5)
+        await self._drain(timeout_s=MAX_ATTEMPT_S)
         await self.commit()
         self._check()
 
@@ -175,6 +188,15 @@ class Sender:
             self.schedule.push(item)
         else:
             self.lanes.add(job.webhook_id, item)
+
+    def _skip(self, batch: UnreadableBatch) -> None:
+        """Dead-letter a batch the consumer could not unpack (it was reported and skipped);
+        its last offset stands for the whole batch, done once the dead letter is written."""
+        last = batch.next_offset - 1
+        self.offsets.begin(batch.tp, last)
+        DEAD_LETTERS.labels(SERVICE).inc()
+        letter = (self.settings.topics.deadletter, None, batch.dead_letter(SERVICE))
+        self._spawn(self._outputs_then_done(batch.tp, last, [letter]))
 
     def _start_due(self) -> None:
         moved = False

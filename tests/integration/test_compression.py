@@ -24,7 +24,14 @@ from hookstream.codec import decode, encode
 from hookstream.directory import DirectoryFeed, WebhookDirectory
 from hookstream.kafkaio import UNREADABLE_BATCHES, getmany_past_unreadable, make_consumer
 from hookstream.localkafka.broker import fetch_tools
-from hookstream.models import DeadLetter, DeliveryPolicy, DomainEvent, Outcome, WebhookConfig
+from hookstream.models import (
+    DeadLetter,
+    DeliveryJob,
+    DeliveryPolicy,
+    DomainEvent,
+    Outcome,
+    WebhookConfig,
+)
 from hookstream.settings import LocalKafkaSettings, Settings
 from support import (
     DeadLetterReader,
@@ -344,6 +351,17 @@ def test_a_group_consumer_skips_a_batch_it_cannot_unpack_and_loses_nothing_else(
     assert "offsets 1..4" in letter.reason and "zstd" in letter.reason
 
 
+def _hide_codecs_from_services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Service processes started after this import no cramjam: aiokafka then has no snappy, lz4
+    or zstd, as in the issue's deployment (the processes read PYTHONPATH from the test's env)."""
+    hidden = tmp_path / "without-codecs" / "cramjam"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("cramjam is hidden by the test")\n')
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(hidden.parent), os.getenv("PYTHONPATH")]))
+    )
+
+
 def test_the_matcher_skips_an_events_batch_it_cannot_unpack(
     clients: Any,
     pipeline_factory: Any,
@@ -355,12 +373,7 @@ def test_the_matcher_skips_an_events_batch_it_cannot_unpack(
     process without the zstd library (hidden from it here) is reported and skipped; the events
     before and after it are matched and delivered, and the matcher keeps running."""
     settings, made = clients
-    hidden = tmp_path / "without-codecs" / "cramjam"
-    hidden.mkdir(parents=True)
-    (hidden / "__init__.py").write_text('raise ImportError("cramjam is hidden by the test")\n')
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(hidden.parent), os.getenv("PYTHONPATH")]))
-    )
+    _hide_codecs_from_services(tmp_path, monkeypatch)
     webhook = WebhookConfig(
         webhook_id=f"skip-{uuid.uuid4().hex[:8]}",
         name="Skip",
@@ -405,3 +418,93 @@ def test_the_matcher_skips_an_events_batch_it_cannot_unpack(
     matcher.wait_for_log("skipped an unreadable record batch")
     assert f"{topic}[0] offsets 1..4" in matcher.log_text()
     assert matcher.process.poll() is None, "the matcher must keep running"
+
+
+def test_the_sender_dead_letters_a_jobs_batch_it_cannot_unpack(
+    clients: Any,
+    pipeline_factory: Any,
+    receiver: Receiver,
+    status_reader_factory: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A zstd batch of delivery jobs read by a sender without the zstd library: the batch is
+    dead-lettered with its offsets, the jobs around it are delivered, the sender keeps going and
+    commits past it."""
+    settings, made = clients
+    _hide_codecs_from_services(tmp_path, monkeypatch)
+    webhook = WebhookConfig(
+        webhook_id=f"skipjobs-{uuid.uuid4().hex[:8]}",
+        name="Skip jobs",
+        payload_url=receiver.url("/skipjobs"),
+        triggers=["/users"],
+    )
+    pipeline: Pipeline = pipeline_factory(settings)
+    pipeline.start_matcher()
+    register_and_wait(made["gzip"], webhook)
+    sender = pipeline.start_sender()
+    dead_letters: DeadLetterReader = status_reader_factory(settings, dead_letters=True)
+
+    topic = settings.topics.deliveries
+
+    def job(resource_id: str) -> bytes:
+        event = make_event("users", "update", resource_id, note=PADDING)
+        return encode(
+            DeliveryJob(
+                delivery_id=f"{resource_id}-{uuid.uuid4().hex[:6]}",
+                webhook_id=webhook.webhook_id,
+                trigger="/users",
+                events=[event],
+                due_at=event.occurred_at,
+                triggered_at=event.occurred_at,
+            )
+        )
+
+    plain = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    zstd = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        compression_type="zstd",
+        linger_ms=10_000,
+    )
+    try:
+        plain.send(topic, value=job("before"), partition=0).get(timeout=30)
+        packed = [zstd.send(topic, value=job(f"packed{n}"), partition=0) for n in range(4)]
+        zstd.flush()
+        for future in packed:
+            future.get(timeout=30)
+        plain.send(topic, value=job("after"), partition=0).get(timeout=30)
+    finally:
+        plain.close()
+        zstd.close()
+
+    def delivered() -> set[str]:
+        names = ("before", "after", *(f"packed{n}" for n in range(4)))
+        bodies = [request.body.decode() for request in receiver.on("/skipjobs")]
+        return {name for name in names if any(f'"{name}"' in body for body in bodies)}
+
+    wait_until(lambda: {"before", "after"} <= delivered(), 90, "the readable jobs delivered")
+    assert not any(name.startswith("packed") for name in delivered())
+    letter = wait_until(
+        lambda: next(
+            (d for d in dead_letters.snapshot() if d.source_topic == topic and d.partition == 0),
+            None,
+        ),
+        60,
+        "a dead letter for the unreadable batch",
+    )
+    assert letter.offset == 1 and "offsets 1..4" in letter.reason
+    assert sender.process.poll() is None, "the sender must keep running"
+    committed = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.app_id}-sender",
+        enable_auto_commit=False,
+    )
+    try:
+        wait_until(
+            lambda: (committed.committed(TopicPartition(topic, 0)) or 0) >= 6,
+            60,
+            "the sender's commit past the skipped batch",
+        )
+    finally:
+        committed.close(autocommit=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import time
 from typing import Any
 
@@ -14,6 +14,8 @@ from hookstream.kafkaauth import aiokafka_options
 from hookstream.kafkaio import getmany_past_unreadable
 from hookstream.settings import KafkaSecuritySettings
 
+log = logging.getLogger(__name__)
+
 #: Longest the event loop is held applying records before other tasks get a turn: a batch of a
 #: large topic takes seconds to apply, and /healthz, /readyz and the API share this loop.
 YIELD_EVERY_S = 0.02
@@ -23,7 +25,9 @@ class CompactedFeed:
     """Reads every partition of a topic from the beginning, then follows it; no consumer group.
 
     Subclasses apply each record in ``apply``; ``ready`` is set once the records that were in the
-    topic at start have all been applied, so a service can wait for a complete view.
+    topic at start have all been applied, so a service can wait for a complete view. If following
+    stops on an error, ``ready`` is cleared, ``failure`` says why and ``failed`` is set: a frozen
+    view must never pass for a live one (the services stop on it).
     """
 
     def __init__(
@@ -42,6 +46,8 @@ class CompactedFeed:
         self._poll_timeout_ms = poll_timeout_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+        self.failed = asyncio.Event()
 
     def apply(self, record: Any) -> None:
         """Apply one record (an aiokafka ``ConsumerRecord``) to the view."""
@@ -76,6 +82,21 @@ class CompactedFeed:
         self._task = asyncio.create_task(
             self._follow(consumer, end_offsets), name=f"feed-{self.topic}"
         )
+        self._task.add_done_callback(self._ended)
+
+    def problem(self) -> str | None:
+        """Why this view cannot be trusted, for /readyz; None while it follows its topic."""
+        if self.failure is None:
+            return None
+        return f"the view of {self.topic} stopped following it: {self.failure!r}"
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self.failure = task.exception()
+        self.ready.clear()
+        self.failed.set()
+        log.critical("%s", self.problem(), exc_info=self.failure)
 
     async def wait_ready(self, timeout_s: float) -> None:
         await asyncio.wait_for(self.ready.wait(), timeout_s)
@@ -83,8 +104,8 @@ class CompactedFeed:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Waits without raising: a failure of the task was reported when it ended.
+            await asyncio.wait([self._task])
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

@@ -12,12 +12,23 @@ log = logging.getLogger(__name__)
 
 
 class OpsServer:
-    """A small HTTP server; ``ready`` decides /readyz (200 or 503), /healthz is 200 while alive."""
+    """A small HTTP server; ``ready`` decides /readyz (200 or 503), /healthz is 200 while alive.
 
-    def __init__(self, host: str, port: int, ready: Callable[[], bool]) -> None:
+    ``problems`` lists what is broken (a view that stopped following its topic, ...): any makes
+    /readyz answer 503 with the reasons, so an operator sees why rather than "starting".
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ready: Callable[[], bool],
+        problems: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self._ready = ready
+        self._problems = problems or list
         self._runner: web.AppRunner | None = None
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -27,6 +38,9 @@ class OpsServer:
         return web.json_response({"status": "ok"})
 
     async def _readyz(self, request: web.Request) -> web.Response:
+        problems = self._problems()
+        if problems:
+            return web.json_response({"status": "failing", "reasons": problems}, status=503)
         if self._ready():
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "starting"}, status=503)

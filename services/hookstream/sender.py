@@ -33,6 +33,7 @@ from hookstream.circuit import Breakers, CircuitState
 from hookstream.codec import decode
 from hookstream.directory import DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
+from hookstream.feeds import CompactedFeed
 from hookstream.kafkaio import (
     UnreadableBatch,
     dead_letter_bytes,
@@ -302,8 +303,14 @@ class Sender:
         if task.cancelled():
             return
         error = task.exception()
-        if error is not None and self._failure is None:
-            log.critical("a sender task failed; the sender stops", exc_info=error)
+        if error is not None:
+            self.fail(error)
+
+    def fail(self, error: BaseException) -> None:
+        """Stop the sender at its next turn (it exits non-zero; a restart redoes the jobs not
+        committed): a failed task or a view that stopped following its topic."""
+        if self._failure is None:
+            log.critical("the sender stops: %r", error, exc_info=error)
             self._failure = error
 
     async def _attempt(self, webhook_id: str, item: Item, started: float) -> None:
@@ -388,6 +395,7 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
         settings.ops.host,
         settings.ops.sender_port,
         ready=lambda: feed.ready.is_set() and policy.ready.is_set() and started.is_set(),
+        problems=lambda: [problem for view in (feed, policy) if (problem := view.problem())],
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(ops.stop)
@@ -413,8 +421,28 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
         sender = Sender(settings, consumer, producer, Deliverer(settings, http, directory, policy))
         sender.subscribe()
         await consumer.start()
+        watch = asyncio.create_task(_stop_on_frozen_view(sender, feed, policy))
+        stack.push_async_callback(_cancelled, watch)
         started.set()
         yield sender
+
+
+async def _stop_on_frozen_view(sender: Sender, *views: CompactedFeed) -> None:
+    """A view that stopped following its topic routes with stale configs: stop the sender."""
+    waits = {asyncio.create_task(view.failed.wait()): view for view in views}
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+    view = waits[next(iter(done))]
+    sender.fail(view.failure or RuntimeError(view.problem()))
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def run_sender(settings: Settings, bootstrap: str) -> None:

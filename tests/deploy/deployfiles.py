@@ -129,6 +129,27 @@ def longest_attempt_s() -> float:
 COMMIT_MARGIN_S = 15.0
 
 
+# --- metrics ------------------------------------------------------------------------------
+
+
+def hookstream_metrics() -> dict[str, str]:
+    """Exposed metric name -> type, for every metric hookstream defines (in hookstream.metrics,
+    and the unreadable-batch counter that hookstream.kafkaio keeps beside its reader)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    import hookstream.kafkaio
+    import hookstream.metrics
+
+    found = {}
+    modules = (hookstream.metrics, hookstream.kafkaio)
+    for value in [v for module in modules for v in vars(module).values()]:
+        if isinstance(value, MetricWrapperBase):
+            for family in value.describe():
+                name = family.name + ("_total" if family.type == "counter" else "")
+                found[name] = family.type
+    return found
+
+
 # --- the CLI ------------------------------------------------------------------------------
 
 
@@ -298,6 +319,52 @@ def render(folder: str) -> list[dict[str, Any]]:
     )
     assert rendered.returncode == 0, f"kustomize build k8s/{folder} failed:\n{rendered.stderr}"
     return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def with_components(tmp_path: Path, *components: str) -> list[dict[str, Any]]:
+    """The base with the given k8s/components, in this order, as an installation's overlay
+    renders it."""
+    overlay = tmp_path / ("overlay-" + "-".join(components))
+    overlay.mkdir(exist_ok=True)
+    # kustomize takes folders by relative path only.
+    listed = "".join(
+        f"  - {os.path.relpath(K8S / 'components' / name, overlay)}\n" for name in components
+    )
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {os.path.relpath(K8S / 'base', overlay)}\ncomponents:\n{listed}"
+    )
+    return render(str(overlay))
+
+
+def validate_core(objects: list[dict[str, Any]], version: str) -> None:
+    """Every object of a Kubernetes kind valid for that Kubernetes version (kubernetes-validate,
+    offline); custom resources are left to ``crds.validate_custom``."""
+    try:
+        import kubernetes_validate
+    except ImportError:
+        pytest.fail(
+            "kubernetes-validate is not installed: add kubernetes-validate==1.37.0 to the dev "
+            "extra (pyproject.toml) and run scripts/bootstrap.sh",
+            pytrace=False,
+        )
+    for obj in objects:
+        if is_custom(obj):
+            continue
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            raise AssertionError(
+                f"{obj['kind']}/{obj['metadata']['name']} is invalid for Kubernetes {version}: "
+                f"{exc.message} at {'.'.join(str(p) for p in exc.path)}"
+            ) from None
+
+
+def is_custom(obj: dict[str, Any]) -> bool:
+    """Whether an object is a custom resource (KEDA, Strimzi, Prometheus Operator...): its API
+    group has a dot and is not one of Kubernetes' own ``*.k8s.io`` groups."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
 
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,9 @@ from deployfiles import (
     secret_data,
     settings_from_env,
     unknown_variables,
+    validate_core,
     walk,
+    with_components,
 )
 
 from hookstream import __version__
@@ -39,31 +40,12 @@ from hookstream.settings import Settings
 STAND_IN_KEY = Fernet.generate_key().decode()
 
 
-def _validate(objects: list[dict[str, Any]], version: str) -> None:
-    try:
-        import kubernetes_validate
-    except ImportError:
-        pytest.fail(
-            "kubernetes-validate is not installed: add kubernetes-validate==1.37.0 to the dev "
-            "extra (pyproject.toml) and run scripts/bootstrap.sh",
-            pytrace=False,
-        )
-    for obj in objects:
-        try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            raise AssertionError(
-                f"{obj['kind']}/{obj['metadata']['name']} is invalid for Kubernetes {version}: "
-                f"{exc.message} at {'.'.join(str(p) for p in exc.path)}"
-            ) from None
-
-
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_base_and_overlay_validate_offline(
     version: str, base: list[dict[str, Any]], overlay: list[dict[str, Any]]
 ) -> None:
-    _validate(base, version)
-    _validate(overlay, version)
+    validate_core(base, version)
+    validate_core(overlay, version)
 
 
 def test_validation_catches_a_wrong_field(base: list[dict[str, Any]]) -> None:
@@ -112,7 +94,7 @@ def test_the_namespace_is_kept_apart_and_restricted() -> None:
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
     for version in KUBERNETES_VERSIONS:
-        _validate([namespace], version)
+        validate_core([namespace], version)
 
 
 def test_the_overlay_adds_the_secret_and_every_reference_resolves(
@@ -329,21 +311,6 @@ def test_optional_examples_stay_out_of_the_base(base: list[dict[str, Any]]) -> N
     assert not kinds & {"ScaledObject", "PodMonitor", "ServiceMonitor", "PrometheusRule"}
 
 
-def with_components(tmp_path: Path, *components: str) -> list[dict[str, Any]]:
-    """The base with the given k8s/components, as an overlay of an installation renders it."""
-    overlay = tmp_path / "overlay"
-    overlay.mkdir(exist_ok=True)
-    # kustomize takes folders by relative path only.
-    listed = "".join(
-        f"  - {os.path.relpath(K8S / 'components' / name, overlay)}\n" for name in components
-    )
-    (overlay / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-        f"resources:\n  - {os.path.relpath(K8S / 'base', overlay)}\ncomponents:\n{listed}"
-    )
-    return render(str(overlay))
-
-
 def test_keda_scales_each_consumer_group_up_to_the_partitions(
     base: list[dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -381,7 +348,7 @@ def test_keda_scales_each_consumer_group_up_to_the_partitions(
             assert meta["topic"] == settings.topics.deliveries
     for version in KUBERNETES_VERSIONS:
         # KEDA's own kinds are custom resources, outside the Kubernetes schemas.
-        _validate([o for o in objects if not o["apiVersion"].startswith("keda.sh/")], version)
+        validate_core([o for o in objects if not o["apiVersion"].startswith("keda.sh/")], version)
 
 
 def test_the_pod_monitor_scrapes_every_service(

@@ -11,12 +11,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from deployfiles import ROOT, setting_variables, unknown_variables
+from deployfiles import ROOT, hookstream_metrics, setting_variables, unknown_variables
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from prometheus_client.metrics import MetricWrapperBase
 
-import hookstream.kafkaio
-import hookstream.metrics
 from hookstream.directory import REVISION_HEADER
 from hookstream.topics import create_topics
 from support import unique_settings
@@ -24,22 +21,9 @@ from support import unique_settings
 DOC = ROOT / "docs" / "operations.md"
 
 
-def _metrics() -> dict[str, str]:
-    """Exposed metric name -> type, for every metric hookstream defines (in hookstream.metrics,
-    and the unreadable-batch counter that hookstream.kafkaio keeps beside its reader)."""
-    found = {}
-    modules = (hookstream.metrics, hookstream.kafkaio)
-    for value in [v for module in modules for v in vars(module).values()]:
-        if isinstance(value, MetricWrapperBase):
-            for family in value.describe():
-                name = family.name + ("_total" if family.type == "counter" else "")
-                found[name] = family.type
-    return found
-
-
 def test_every_metric_is_documented_and_every_documented_metric_exists() -> None:
     text = DOC.read_text()
-    metrics = _metrics()
+    metrics = hookstream_metrics()
     for name, kind in metrics.items():
         assert re.search(rf"^\| `{name}(\{{[\w,]+\}})?` \| {kind} \|", text, re.M), name
     mentioned = set(re.findall(r"\bhookstream_[a-z_]+", text))

@@ -149,7 +149,10 @@ def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, TopicState]
     )["topic"]
     states: dict[str, TopicState] = {}
     for name in ordered:
-        partitions = described[name]["partitions"]
+        topic = described.get(name)
+        partitions = topic["partitions"] if topic and not topic.get("error_code") else []
+        if not partitions or any(not p["replica_nodes"] for p in partitions):
+            continue  # still being created (no leader or replicas yet): seen as missing for now
         states[name] = TopicState(
             partitions=len(partitions),
             replication_factor=min(len(p["replica_nodes"]) for p in partitions),

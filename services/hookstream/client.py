@@ -18,9 +18,12 @@ from typing import Self
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from hookstream.catalog import catalog_topic
 from hookstream.cluster import resolve_bootstrap
 from hookstream.codec import decode, encode
-from hookstream.errors import DecodeError
+from hookstream.errors import ConfigurationError, DecodeError
+from hookstream.eventtypes import EventType
+from hookstream.intake import InputFormat, event_topics
 from hookstream.kafkaauth import kafka_python_options
 from hookstream.models import (
     CommandKind,
@@ -85,7 +88,24 @@ class HookstreamClient:
     def publish_event(self, event: DomainEvent, topic: str | None = None) -> None:
         """Publish one validated event, keyed by its resource id so one resource stays in order."""
         key = event.resource_id or event.event_id
-        self._send(topic or self.topics.events[0], key, encode(event))
+        self._send(topic or self.avro_events_topic(), key, encode(event))
+
+    def avro_events_topic(self) -> str:
+        """The first event topic read as Avro, where ``publish_event`` writes by default."""
+        for entry in event_topics(self.topics):
+            if entry.format is InputFormat.AVRO:
+                return entry.name
+        raise ConfigurationError(
+            "no event topic is read as Avro (HOOKSTREAM_TOPICS__EVENTS lists only other "
+            "formats); pass publish_event the topic to write to"
+        )
+
+    def declare_event_type(self, event_type: EventType) -> None:
+        """Add or change an event type of the catalog (the admin API does the same, and waits
+        until its view shows it)."""
+        self._producer.send(
+            catalog_topic(self.topics), key=event_type.name.encode(), value=encode(event_type)
+        ).get(timeout=30)
 
     def command(self, command: WebhookCommand) -> None:
         """Send a command to the registry, which applies it to the webhook's config."""

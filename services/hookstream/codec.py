@@ -22,6 +22,7 @@ import fastavro
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from hookstream.errors import DecodeError, SchemaMismatchError
+from hookstream.eventtypes import EventType
 from hookstream.models import (
     MAX_PROPERTIES_DEPTH,
     DeadLetter,
@@ -51,6 +52,7 @@ SCHEMA_FILES: dict[type[BaseModel], str] = {
     DeliveryStatus: "delivery_status.avsc",
     DeadLetter: "dead_letter.avsc",
     DeliveryPolicy: "delivery_policy.avsc",
+    EventType: "event_type.avsc",
 }
 
 M = TypeVar("M", bound=BaseModel)

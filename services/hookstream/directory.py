@@ -21,11 +21,14 @@ from hookstream.feeds import CompactedFeed
 from hookstream.models import WebhookConfig
 from hookstream.settings import KafkaSecuritySettings
 from hookstream.triggers import (
+    OPEN_VOCABULARY,
     Trigger,
     TriggerFamily,
     TriggerKey,
+    Vocabulary,
     event_lookup_keys,
     parse_triggers,
+    webhook_family,
 )
 
 log = logging.getLogger(__name__)
@@ -43,13 +46,20 @@ class Match:
 
 
 class WebhookDirectory:
-    """Configs by id and an index from trigger key to the active webhooks subscribed under it."""
+    """Configs by id and an index from trigger key to the active webhooks subscribed under it.
 
-    def __init__(self) -> None:
+    Catalog triggers are read with ``vocabulary`` (the catalog, lenient about what it does not
+    know yet): ``/orders/created`` is the type ``created`` once the catalog declares it, an
+    order's id before. ``refresh(source)`` re-reads the triggers on a source whose types changed.
+    """
+
+    def __init__(self, vocabulary: Vocabulary = OPEN_VOCABULARY) -> None:
+        self._vocabulary = vocabulary
         self._configs: dict[str, WebhookConfig] = {}
         self._triggers: dict[str, list[Trigger]] = {}
         self._deleted_revision: dict[str, int] = {}
         self._index: dict[TriggerKey, dict[str, Trigger]] = {}
+        self._on_source: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._configs)
@@ -75,11 +85,26 @@ class WebhookDirectory:
         self._deleted_revision.pop(config.webhook_id, None)
         self._configs[config.webhook_id] = config
         if config.active:
-            triggers = parse_triggers(config.triggers, config.smart_group_id)
-            self._triggers[config.webhook_id] = triggers
-            for trigger in triggers:
-                self._index.setdefault(trigger.key, {})[config.webhook_id] = trigger
+            self._index_config(config)
         return True
+
+    def _index_config(self, config: WebhookConfig) -> None:
+        triggers = parse_triggers(config.triggers, config.smart_group_id, self._vocabulary)
+        self._triggers[config.webhook_id] = triggers
+        for trigger in triggers:
+            self._index.setdefault(trigger.key, {})[config.webhook_id] = trigger
+            if trigger.family is TriggerFamily.CATALOG:
+                self._on_source.setdefault(trigger.key.source, set()).add(config.webhook_id)
+
+    def refresh(self, source: str) -> int:
+        """Re-read the triggers of the webhooks on a catalog source; the number re-read."""
+        webhook_ids = list(self._on_source.get(source, ()))
+        for webhook_id in webhook_ids:
+            config = self._configs.get(webhook_id)
+            self._unindex(webhook_id)
+            if config is not None and config.active:
+                self._index_config(config)
+        return len(webhook_ids)
 
     def delete(self, webhook_id: str, revision: int | None) -> bool:
         """Forget a webhook; a tombstone without a revision always applies. True if applied."""
@@ -93,6 +118,11 @@ class WebhookDirectory:
 
     def _unindex(self, webhook_id: str) -> None:
         for trigger in self._triggers.pop(webhook_id, []):
+            on_source = self._on_source.get(trigger.key.source)
+            if on_source is not None:
+                on_source.discard(webhook_id)
+                if not on_source:
+                    del self._on_source[trigger.key.source]
             bucket = self._index.get(trigger.key)
             if bucket is not None:
                 bucket.pop(webhook_id, None)
@@ -116,7 +146,7 @@ def family_of(config: WebhookConfig) -> TriggerFamily:
 @functools.lru_cache(maxsize=4096)
 def _family(triggers: tuple[str, ...], smart_group_id: str | None) -> TriggerFamily:
     """Parsing triggers costs more than a delivery's other bookkeeping; configs repeat."""
-    return parse_triggers(list(triggers), smart_group_id)[0].family
+    return webhook_family(parse_triggers(list(triggers), smart_group_id, OPEN_VOCABULARY))
 
 
 def revision_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> int | None:

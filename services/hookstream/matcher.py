@@ -30,10 +30,12 @@ import faust
 import mode
 
 from hookstream.ackwindow import AckWindow
+from hookstream.catalog import CatalogFeed, EventCatalog, catalog_topic
 from hookstream.codec import decode, encode
 from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
 from hookstream.faustio import skip_unreadable_batches
+from hookstream.intake import Headers, InputFormat, IntakeError, decode_event, event_topics
 from hookstream.kafkaauth import faust_credentials
 from hookstream.kafkaio import dead_letter_bytes
 from hookstream.metrics import DEACTIVATIONS, DEAD_LETTERS, EVENTS_CONSUMED, JOBS_PRODUCED
@@ -51,6 +53,7 @@ from hookstream.models import (
 from hookstream.ops import OpsServer
 from hookstream.registry import Allocate, Change, NumericIds, apply_command
 from hookstream.settings import Settings
+from hookstream.triggers import TriggerError, parse_triggers
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +90,39 @@ def jobs_for(
     return jobs
 
 
+class SchemaViolationError(IntakeError):
+    """An event breaks the JSON Schema its catalog type declares (and the type rejects such)."""
+
+
 def match_record(
-    value: bytes | None, directory: WebhookDirectory, triggered_at: int
+    value: bytes | None,
+    directory: WebhookDirectory,
+    triggered_at: int,
+    *,
+    fmt: InputFormat = InputFormat.AVRO,
+    headers: Headers = None,
+    key: bytes | None = None,
+    catalog: EventCatalog | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[tuple[bytes, bytes]]:
-    """Decode an event record and encode its delivery jobs; raises DecodeError for bad input."""
-    return jobs_for(decode(value, DomainEvent), directory, triggered_at)
+    """Decode an event record in its topic's format and encode its delivery jobs; raises
+    DecodeError for bad input, SchemaViolationError for an event its catalog type refuses (a
+    type in ``warn`` mode reports the violation to ``warn`` and the event goes on)."""
+    domain_event = decode_event(value, fmt, headers, key)
+    if catalog is not None:
+        problem = catalog.check(
+            domain_event.source, domain_event.operation, domain_event.properties
+        )
+        if problem is not None:
+            event_type = catalog.get(domain_event.source, domain_event.operation)
+            message = (
+                f"event {domain_event.event_id!r} breaks the JSON Schema of event type "
+                f"{event_type.name if event_type else domain_event.source}: {problem}"
+            )
+            if event_type is None or event_type.schema_mode == "reject" or warn is None:
+                raise SchemaViolationError(message)
+            warn(message)
+    return jobs_for(domain_event, directory, triggered_at)
 
 
 def failure_reason(exc: Exception) -> str:
@@ -198,7 +229,9 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    events_topic = app.topic(*topics.events, **raw)
+    inputs = event_topics(topics)
+    formats = {topic.name: topic.format for topic in inputs}
+    events_topic = app.topic(*formats, **raw)
     commands_topic = app.topic(topics.webhook_commands, **raw)
     deliveries_topic = app.topic(topics.deliveries, **raw)
     webhooks_topic = app.topic(topics.webhooks, **raw)
@@ -206,7 +239,8 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     settings_topic = app.topic(topics.settings, **raw)
     deadletter_topic = app.topic(topics.deadletter, **raw)
 
-    directory = WebhookDirectory()
+    catalog = EventCatalog()
+    directory = WebhookDirectory(catalog.lenient())
     feed = DirectoryFeed(
         directory,
         bootstrap,
@@ -214,8 +248,23 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         f"{settings.app_id}-matcher-directory",
         settings.kafka_security,
     )
+    catalog_feed = CatalogFeed(
+        catalog,
+        bootstrap,
+        catalog_topic(topics),
+        f"{settings.app_id}-matcher-catalog",
+        settings.kafka_security,
+        on_change=directory.refresh,
+    )
 
-    ops = OpsServer(settings.ops.host, settings.ops.matcher_port, ready=feed.ready.is_set)
+    def ready() -> bool:
+        return feed.ready.is_set() and catalog_feed.ready.is_set()
+
+    async def wait_ready() -> None:
+        await catalog_feed.wait_ready(settings.matcher.ready_timeout_s)
+        await feed.wait_ready(settings.matcher.ready_timeout_s)
+
+    ops = OpsServer(settings.ops.host, settings.ops.matcher_port, ready=ready)
 
     @app.service
     class DirectoryService(mode.Service):
@@ -223,10 +272,12 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
 
         async def on_start(self) -> None:
             await ops.start()
+            await catalog_feed.start()
             await feed.start()
 
         async def on_stop(self) -> None:
             await feed.stop()
+            await catalog_feed.stop()
             await ops.stop()
 
     limiter = LogLimiter()
@@ -287,9 +338,14 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         (Faust would ack each one when the next is taken, even after a failed write)."""
         return cast(Any, stream).noack().events()
 
+    def warn(message: str) -> None:
+        held = limiter.allow()
+        if held is not None:
+            log.warning("%s%s", message, f" ({held} more lines held back)" if held else "")
+
     @app.agent(events_topic, concurrency=1)
     async def match_events(stream: faust.StreamT[bytes]) -> None:
-        await feed.wait_ready(settings.matcher.ready_timeout_s)
+        await wait_ready()
         await stopping("events", _match_events(stream))
 
     async def _match_events(stream: faust.StreamT[bytes]) -> None:
@@ -310,7 +366,17 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
             else:
                 jobs = await guarded(
                     event,
-                    partial(match_record, event.value, directory, now_ms()),
+                    partial(
+                        match_record,
+                        event.value,
+                        directory,
+                        now_ms(),
+                        fmt=formats.get(message.topic, InputFormat.AVRO),
+                        headers=message.headers,
+                        key=message.key,
+                        catalog=catalog,
+                        warn=warn,
+                    ),
                     dead_letter,
                     limiter,
                 )
@@ -340,7 +406,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
 
     @app.agent(commands_topic, concurrency=1)
     async def apply_commands(stream: faust.StreamT[bytes]) -> None:
-        await feed.wait_ready(settings.matcher.ready_timeout_s)
+        await wait_ready()
         await stopping("commands", _apply_commands(stream))
 
     async def _apply_commands(stream: faust.StreamT[bytes]) -> None:
@@ -411,6 +477,12 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     def _plan_command(value: bytes | None, partition: int) -> _PlannedCommand:
         command = decode(value, WebhookCommand)
         webhook_id = command.webhook_id
+        if command.config is not None:
+            # The admin API checks catalog triggers; this holds for every other writer too.
+            try:
+                parse_triggers(command.config.triggers, command.config.smart_group_id, catalog)
+            except TriggerError as exc:
+                raise DecodeError(f"webhook {webhook_id!r} refused: {exc}") from None
         change = apply_command(
             directory.get(webhook_id),
             command,

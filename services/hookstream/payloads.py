@@ -1,13 +1,16 @@
-"""The bodies hookstream POSTs: the portal shape and the device-manager shape, in JSON or XML."""
+"""The bodies hookstream POSTs: the portal shape, the device-manager shape and, for event types of
+the catalog, the Standard Webhooks shape; in JSON or XML."""
 
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
 
+from hookstream.eventtypes import type_name
 from hookstream.models import DomainEvent, PayloadFormat, WebhookConfig
 from hookstream.registry import numeric_id_of
 from hookstream.triggers import TriggerFamily, device_event_name, normalize_source
@@ -77,6 +80,30 @@ def device_document(config: WebhookConfig, event: DomainEvent, trigger: str) -> 
     }
 
 
+def standard_document(event: DomainEvent) -> dict[str, Any]:
+    """``{"type", "timestamp", "data"}`` as the Standard Webhooks specification recommends: the
+    type is the catalog name (``orders.created``), the timestamp when the event occurred (RFC
+    3339, UTC), the data the event's properties with its resource id as ``id`` unless they have
+    one."""
+    data = dict(event.properties)
+    if event.resource_id is not None and "id" not in data:
+        data["id"] = event.resource_id
+    return {
+        "type": type_name(event.source, event.operation),
+        "timestamp": rfc3339(event.occurred_at),
+        "data": data,
+    }
+
+
+def rfc3339(epoch_ms: int) -> str:
+    """Epoch milliseconds as an RFC 3339 UTC timestamp; beyond year 9999 the year is clamped."""
+    try:
+        moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        moment = datetime.max.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _xml_append(parent: ElementTree.Element, name: str, value: Any) -> None:
     if _XML_NAME.match(name) and not name.lower().startswith("xml"):
         child = ElementTree.SubElement(parent, name)
@@ -115,6 +142,9 @@ def build_payload(
     if family is TriggerFamily.DEVICE:
         document = device_document(config, events[0], trigger)
         root = "JSSEvent"
+    elif family is TriggerFamily.CATALOG:
+        document = standard_document(events[0])
+        root = "event"
     else:
         document = portal_document(config, events, sent_at, portal_url)
         root = "webhookPayload"

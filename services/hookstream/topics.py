@@ -6,12 +6,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from hookstream.catalog import catalog_topic
 from hookstream.errors import ConfigurationError
+from hookstream.intake import event_topic_names
 from hookstream.kafkaauth import kafka_python_options
 from hookstream.settings import KafkaSecuritySettings, TopicSettings
 
@@ -46,7 +49,7 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
     isr = {"min.insync.replicas": str(min_insync_replicas(topics.replication_factor))}
     delete = {"cleanup.policy": "delete", **isr}
     jobs = {**delete, "retention.ms": str(JOB_RETENTION_MS)}
-    specs = [TopicSpec(name, topics.partitions, dict(delete)) for name in topics.events]
+    specs = [TopicSpec(name, topics.partitions, dict(delete)) for name in event_topic_names(topics)]
     specs += [
         TopicSpec(
             topics.webhooks,
@@ -60,6 +63,8 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
         ),
         TopicSpec(topics.webhook_commands, topics.partitions, dict(delete)),
         TopicSpec(topics.settings, 1, {"cleanup.policy": "compact", **isr}),
+        # One partition: the catalog is small and every reader sees its changes in one order.
+        TopicSpec(catalog_topic(topics), 1, {"cleanup.policy": "compact", **isr}),
         TopicSpec(topics.deliveries, topics.partitions, dict(jobs)),
         TopicSpec(topics.retries, topics.partitions, dict(jobs)),
         TopicSpec(
@@ -136,29 +141,45 @@ def _admin(bootstrap: str, security: KafkaSecuritySettings | None) -> KafkaAdmin
     )
 
 
-def describe(admin: KafkaAdminClient, names: list[str]) -> dict[str, TopicState]:
-    """The existing topics among ``names`` (metadata requests that never create a topic)."""
+def describe(
+    admin: KafkaAdminClient, names: list[str], settle_s: float = 10.0
+) -> dict[str, TopicState]:
+    """The existing topics among ``names`` (metadata requests that never create a topic).
+
+    A topic listed but not complete yet (just created: no partitions, leaders or replicas in
+    its metadata) is described again for up to ``settle_s``; after that it counts as missing.
+    """
     existing = set(admin.list_topics()) & set(names)
-    if not existing:
-        return {}
-    ordered = sorted(existing)
-    described = {topic["name"]: topic for topic in admin.describe_topics(ordered)}
-    configs = admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, name) for name in ordered],
-        config_filter="all",
-    )["topic"]
+    deadline = time.monotonic() + settle_s
     states: dict[str, TopicState] = {}
-    for name in ordered:
-        topic = described.get(name)
-        partitions = topic["partitions"] if topic and not topic.get("error_code") else []
-        if not partitions or any(not p["replica_nodes"] for p in partitions):
-            continue  # still being created (no leader or replicas yet): seen as missing for now
-        states[name] = TopicState(
-            partitions=len(partitions),
-            replication_factor=min(len(p["replica_nodes"]) for p in partitions),
-            configs={key: entry["value"] for key, entry in configs[name].items()},
-        )
+    while existing:
+        ordered = sorted(existing)
+        described = {topic["name"]: topic for topic in admin.describe_topics(ordered)}
+        complete = [name for name in ordered if _complete(described.get(name))]
+        if complete:
+            configs = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in complete],
+                config_filter="all",
+            )["topic"]
+            for name in complete:
+                partitions = described[name]["partitions"]
+                states[name] = TopicState(
+                    partitions=len(partitions),
+                    replication_factor=min(len(p["replica_nodes"]) for p in partitions),
+                    configs={key: entry["value"] for key, entry in configs[name].items()},
+                )
+        existing -= set(complete)
+        if not existing or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     return states
+
+
+def _complete(topic: dict[str, Any] | None) -> bool:
+    if not topic or topic.get("error_code"):
+        return False
+    partitions = topic["partitions"]
+    return bool(partitions) and all(p["replica_nodes"] and not p["error_code"] for p in partitions)
 
 
 def create_topics(

@@ -1,15 +1,23 @@
-"""Trigger vocabulary of both products and its parsing into index keys.
+"""Trigger vocabulary of both products and of the event-type catalog, parsed into index keys.
 
 A portal trigger URI (``/items``, ``/items/add``, ``/items/<id>``, ``/items/<id>/update``, ``/``)
 and a device-manager event name (``ComputerAdded``) both become a ``TriggerKey``
 ``(source, resource_id, operation)`` where ``*`` is a wildcard. An event is looked up under the
 at most five keys that could match it, so matching costs the same with 10 or 100,000 webhooks.
+
+Sources and types declared in the event-type catalog (``hookstream.catalog``) take the same URI
+grammar (``/orders``, ``/orders/created``, ``/orders/<id>``, ``/orders/<id>/created``) when a
+``Vocabulary`` is passed; without one only the built-in vocabularies are known, as before.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 WILDCARD = "*"
 
@@ -112,11 +120,49 @@ _PORTAL_OPERATIONS_LOWER = {
 }
 
 
+#: Lower-case source names the built-in vocabularies use (collections, their singular
+#: spellings, device-manager sources): a catalog source may not take one of them.
+BUILTIN_SOURCES = frozenset(
+    {*PORTAL_OPERATIONS, *SOURCE_ALIASES, *(source.lower() for source, _ in DEVICE_EVENTS.values())}
+)
+_CATALOG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
 class TriggerFamily(StrEnum):
-    """Which product's vocabulary a trigger comes from; it decides the payload shape."""
+    """Which vocabulary a trigger comes from; it decides the payload shape."""
 
     PORTAL = "portal"
     DEVICE = "device"
+    CATALOG = "catalog"
+
+
+class Vocabulary(Protocol):
+    """Event sources and types beyond the built-in ones (the event-type catalog).
+
+    ``operations`` gives the lower-case operations of a declared source, None for a source not
+    declared. An ``open`` vocabulary accepts undeclared sources and operations too (a record that
+    was checked when it was written must be readable before the catalog is)."""
+
+    open: bool
+
+    def operations(self, source: str) -> frozenset[str] | None: ...
+
+    def sources(self) -> Collection[str]: ...
+
+
+class OpenVocabulary:
+    """Every well-formed source and operation: the syntax of catalog triggers, nothing more."""
+
+    open = True
+
+    def operations(self, source: str) -> frozenset[str] | None:
+        return None
+
+    def sources(self) -> Collection[str]:
+        return ()
+
+
+OPEN_VOCABULARY = OpenVocabulary()
 
 
 class TriggerError(ValueError):
@@ -157,10 +203,13 @@ def _known_portal_text() -> str:
     return ", ".join(f"/{c}[/<id>][/{'|'.join(ops)}]" for c, ops in PORTAL_OPERATIONS.items())
 
 
-def parse_trigger(text: str, smart_group_id: str | None = None) -> Trigger:
-    """Parse one portal trigger URI or device event name; the error lists what is accepted."""
+def parse_trigger(
+    text: str, smart_group_id: str | None = None, catalog: Vocabulary | None = None
+) -> Trigger:
+    """Parse one portal trigger URI, catalog trigger URI or device event name; the error lists
+    what is accepted."""
     if text.startswith("/"):
-        return _parse_portal(text)
+        return _parse_portal(text, catalog)
     if text in DEVICE_EVENTS:
         source, operation = DEVICE_EVENTS[text]
         resource = smart_group_id if (smart_group_id and text in SMART_GROUP_EVENTS) else WILDCARD
@@ -172,11 +221,18 @@ def parse_trigger(text: str, smart_group_id: str | None = None) -> Trigger:
     )
 
 
-def _parse_portal(text: str) -> Trigger:
+def _parse_portal(text: str, catalog: Vocabulary | None) -> Trigger:
     parts = [part for part in text.split("/") if part]
     if not parts:
         return Trigger(text, TriggerFamily.PORTAL, TriggerKey(WILDCARD, WILDCARD, WILDCARD))
     collection = parts[0].lower()
+    if (
+        catalog is not None
+        and collection not in BUILTIN_SOURCES
+        and len(parts) <= 3
+        and not text.endswith("//")
+    ):
+        return _parse_catalog(text, parts, catalog)
     if collection not in PORTAL_OPERATIONS or len(parts) > 3 or text.endswith("//"):
         raise TriggerError(
             f"unknown trigger URI {text!r}: expected {_known_portal_text()}, or '/' for every event"
@@ -200,18 +256,76 @@ def _parse_portal(text: str) -> Trigger:
     return Trigger(text, TriggerFamily.PORTAL, TriggerKey(collection, resource_id, operation))
 
 
-def parse_triggers(texts: list[str], smart_group_id: str | None = None) -> list[Trigger]:
-    """Parse a webhook's triggers; all must be of one family, since it decides the payload shape."""
+def _close(word: str, candidates: Collection[str]) -> str:
+    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    return f"did you mean {' or '.join(repr(m) for m in matches)}? " if matches else ""
+
+
+def _parse_catalog(text: str, parts: list[str], catalog: Vocabulary) -> Trigger:
+    """A trigger URI on a catalog source: the portal grammar over the declared types."""
+    source = parts[0].lower()
+    if not _CATALOG_NAME.match(parts[0]):
+        raise TriggerError(
+            f"unknown trigger URI {text!r}: a source is a letter followed by letters, digits, "
+            f"_ or -"
+        )
+    operations = catalog.operations(source)
+    if operations is None and not catalog.open:
+        known = sorted({*PORTAL_OPERATIONS, *catalog.sources()})
+        raise TriggerError(
+            f"unknown event source {parts[0]!r} in trigger {text!r}: "
+            f"{_close(source, known)}known sources: {', '.join('/' + k for k in known)} "
+            f"(declare new ones in the event-type catalog: hookstream-admin event-types create)"
+        )
+    if len(parts) == 1:
+        return Trigger(text, TriggerFamily.CATALOG, TriggerKey(source, WILDCARD, WILDCARD))
+    if len(parts) == 2:
+        second = normalize_operation(parts[1])
+        if operations is None or second in operations:
+            return Trigger(text, TriggerFamily.CATALOG, TriggerKey(source, WILDCARD, second))
+        if not catalog.open and difflib.get_close_matches(second, operations, n=1, cutoff=0.75):
+            raise TriggerError(
+                f"unknown event type {source}.{parts[1]} in trigger {text!r}: "
+                f"{_close(second, operations)}the types of {source} are "
+                f"{', '.join(sorted(operations))} (to subscribe to the one {source} with that "
+                f"id, write /{source}/<id>/<type> or declare no close type)"
+            )
+        return Trigger(text, TriggerFamily.CATALOG, TriggerKey(source, parts[1], WILDCARD))
+    operation = normalize_operation(parts[2])
+    if operations is not None and operation not in operations:
+        raise TriggerError(
+            f"unknown event type {source}.{parts[2]} in trigger {text!r}: "
+            f"{_close(operation, operations)}the types of {source} are "
+            f"{', '.join(sorted(operations))}"
+        )
+    if not _CATALOG_NAME.match(parts[2]):
+        raise TriggerError(f"unknown event type {parts[2]!r} in trigger {text!r}")
+    return Trigger(text, TriggerFamily.CATALOG, TriggerKey(source, parts[1], operation))
+
+
+def parse_triggers(
+    texts: list[str], smart_group_id: str | None = None, catalog: Vocabulary | None = None
+) -> list[Trigger]:
+    """Parse a webhook's triggers; all must be of one family, since it decides the payload shape
+    (portal and catalog triggers may be mixed: such a webhook gets the portal shape)."""
     if not texts:
         raise TriggerError("a webhook needs at least one trigger")
-    triggers = [parse_trigger(text, smart_group_id) for text in texts]
+    triggers = [parse_trigger(text, smart_group_id, catalog) for text in texts]
     families = {trigger.family for trigger in triggers}
-    if len(families) > 1:
+    if TriggerFamily.DEVICE in families and len(families) > 1:
         raise TriggerError(
             "a webhook's triggers must all be portal trigger URIs or all device event names, "
             "because they decide the payload shape; split them into two webhooks"
         )
     return triggers
+
+
+def webhook_family(triggers: list[Trigger]) -> TriggerFamily:
+    """The payload family of a webhook's parsed triggers: catalog only if all of them are."""
+    families = {trigger.family for trigger in triggers}
+    if len(families) == 1:
+        return next(iter(families))
+    return TriggerFamily.PORTAL
 
 
 def event_lookup_keys(source: str, resource_id: str | None, operation: str) -> list[TriggerKey]:

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from hookstream.catalog import catalog_topic
 from hookstream.codec import decode, encode
 from hookstream.models import DomainEvent, now_ms
 from hookstream.settings import Settings
@@ -93,6 +94,8 @@ def test_aiokafka_round_trip_and_cross_client(make_settings) -> None:  # type: i
 def test_topics_created_with_their_settings(make_settings) -> None:  # type: ignore[no-untyped-def]
     settings: Settings = make_settings()
     bootstrap = settings.kafka_bootstrap
+    catalog = catalog_topic(settings.topics)
+    assert catalog in settings.topics.all_names()
     assert create_topics(bootstrap, settings.topics) == {
         name: "ok" for name in settings.topics.all_names()
     }
@@ -101,6 +104,7 @@ def test_topics_created_with_their_settings(make_settings) -> None:  # type: ign
         resources = [
             ConfigResource(ConfigResourceType.TOPIC, settings.topics.webhooks),
             ConfigResource(ConfigResourceType.TOPIC, settings.topics.status),
+            ConfigResource(ConfigResourceType.TOPIC, catalog),
         ]
         described_configs = admin.describe_configs(resources)["topic"]
         configs = {
@@ -111,6 +115,7 @@ def test_topics_created_with_their_settings(make_settings) -> None:  # type: ign
     finally:
         admin.close()
     assert configs[settings.topics.webhooks]["cleanup.policy"] == "compact"
+    assert configs[catalog]["cleanup.policy"] == "compact"
     assert configs[settings.topics.status]["cleanup.policy"] == "delete"
     assert configs[settings.topics.status]["retention.ms"] == str(
         settings.topics.status_retention_ms

@@ -15,6 +15,7 @@ from pydantic import BaseModel, SecretStr
 
 from hookstream.codec import MARKER, SCHEMA_FILES, decode, encode, fingerprint_of, schema_dir
 from hookstream.errors import DecodeError, SchemaMismatchError
+from hookstream.eventtypes import EventType, SchemaMode
 from hookstream.models import (
     AuthKind,
     CommandKind,
@@ -134,6 +135,17 @@ RECORDS: list[BaseModel] = [
     ),
     DeadLetter(source_topic="t", partition=0, offset=0, reason="r", service="s"),
     DeliveryPolicy(max_attempts=5, retry_interval_s=1.5, request_timeout_s=60.0, modified_at=7),
+    EventType(
+        source="orders",
+        operation="created",
+        description="An order was placed.",
+        json_schema={"type": "object", "required": ["total"]},
+        schema_mode=SchemaMode.WARN,
+        example={"total": 12.5, "lines": [{"sku": "a"}]},
+        created_at=1,
+        modified_at=2,
+    ),
+    EventType(source="invoices", operation="paid"),
 ]
 
 
@@ -306,7 +318,7 @@ def test_body_that_breaks_a_model_rule_is_a_decode_error(changes: dict[str, Any]
 
 def test_config_with_invalid_trigger_in_the_topic_is_a_decode_error() -> None:
     datum = json.loads(PLAIN.model_dump_json())
-    datum["triggers"] = ["/nonsense"]
+    datum["triggers"] = ["/items/i1/nonsense"]
     with pytest.raises(DecodeError, match="invalid WebhookConfig"):
         decode(_raw_body(WebhookConfig, datum), WebhookConfig)
 

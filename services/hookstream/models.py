@@ -14,9 +14,18 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from hookstream.triggers import DEVICE_EVENTS, TriggerError, parse_triggers
+from hookstream.tls import MAX_PEM_CHARS, check_client_pair, load_certificates
+from hookstream.triggers import DEVICE_EVENTS, OPEN_VOCABULARY, TriggerError, parse_triggers
 
 #: Header names a webhook's header authentication may not set (compared case-insensitively):
 #: the ones hookstream sets itself, and every hop-by-hop or framing header, which could change
@@ -341,6 +350,45 @@ class WebhookConfig(_Record):
         le=2**53 - 1,
         description="Stable number handed out once by the registry (device payloads' webhook.id).",
     )
+    ca_bundle: str | None = Field(
+        default=None,
+        max_length=MAX_PEM_CHARS,
+        description="PEM CA certificates the receiver's certificate may chain to, beside the "
+        "public CAs and the operator's extra bundle.",
+    )
+    client_cert: str | None = Field(
+        default=None,
+        max_length=MAX_PEM_CHARS,
+        description="PEM client certificate (then its chain) shown to the receiver: mutual TLS.",
+    )
+    client_key: SecretStr | None = Field(
+        default=None,
+        max_length=MAX_PEM_CHARS,
+        validate_default=True,
+        description="Unencrypted PEM private key of client_cert; encrypted at rest.",
+    )
+
+    @field_validator("ca_bundle", "client_cert")
+    @classmethod
+    def _pem(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            load_certificates(value, info.field_name or "certificate")
+        return value
+
+    @field_validator("client_key")
+    @classmethod
+    def _client_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if "client_cert" not in info.data:
+            return value  # client_cert itself was refused; that error says why
+        cert = info.data["client_cert"]
+        if value is None:
+            if cert is not None:
+                raise ValueError("client_cert needs its client_key (mutual TLS needs both)")
+            return value
+        if cert is None:
+            raise ValueError("client_key is the key of a client_cert; set client_cert too")
+        check_client_pair(cert, value.get_secret_value())
+        return value
 
     @field_validator("secret", "previous_secret")
     @classmethod
@@ -379,7 +427,9 @@ class WebhookConfig(_Record):
     @model_validator(mode="after")
     def _triggers(self) -> Self:
         try:
-            parse_triggers(self.triggers, self.smart_group_id)
+            # Catalog triggers are checked against the catalog where a webhook is written (the
+            # admin API); a record must stay readable before, or after, the catalog changes.
+            parse_triggers(self.triggers, self.smart_group_id, OPEN_VOCABULARY)
         except TriggerError as exc:
             raise ValueError(str(exc)) from exc
         return self

@@ -12,13 +12,16 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hookstream.tls import check_ca_file
+
 
 class TopicSettings(BaseModel):
     """Names and layout of every topic hookstream reads or writes."""
 
     events: Annotated[list[str], NoDecode] = Field(
         default=["hookstream.events"],
-        description="Input topics of domain events (comma-separated in the environment).",
+        description="Input topics of domain events (comma-separated in the environment); each "
+        "`name` (Avro) or `name=json` or `name=cloudevents`.",
     )
     webhooks: str = Field(
         default="hookstream.webhooks", description="Compacted webhook configs, key = webhook id."
@@ -54,11 +57,21 @@ class TopicSettings(BaseModel):
             return [name.strip() for name in stripped.split(",") if name.strip()]
         return value
 
+    @property
+    def event_types(self) -> str:
+        """The compacted event-type catalog, named beside the webhook configs (``x.webhooks``
+        makes ``x.event-types``), so every deployment's prefix carries over."""
+        prefix, dot, last = self.webhooks.rpartition(".")
+        if dot and last == "webhooks":
+            return f"{prefix}.event-types"
+        return f"{self.webhooks}.event-types"
+
     def all_names(self) -> list[str]:
-        """Every topic name, for provisioning and clean-up."""
+        """Every topic name, for provisioning and clean-up (event topics without their format)."""
         return [
-            *self.events,
+            *(name.partition("=")[0].strip() for name in self.events),
             self.webhooks,
+            self.event_types,
             self.webhook_commands,
             self.deliveries,
             self.retries,
@@ -222,6 +235,19 @@ class SecuritySettings(BaseModel):
         description="Largest event record accepted; larger ones are dead-lettered.",
     )
 
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="PEM file of extra CAs receivers' certificates may chain to (an internal "
+        "CA), trusted beside the public ones; a webhook may add its own ca_bundle.",
+    )
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_ca_file(value)
+        return value
+
     @field_validator("allow_networks", "secrets_keys", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
@@ -285,6 +311,17 @@ class LocalKafkaSettings(BaseModel):
     heap: str = Field(default="512m", pattern=r"^\d+[mMgG]$", description="Java heap.")
     start_timeout_s: float = Field(
         default=90.0, gt=0, le=600, description="How long `kafka start` waits for readiness."
+    )
+    brokers: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Nodes `kafka start` runs (broker and controller each); --brokers overrides.",
+    )
+    cluster_heap: str = Field(
+        default="320m",
+        pattern=r"^\d+[mMgG]$",
+        description="Java heap of each node when brokers > 1.",
     )
 
 

@@ -141,8 +141,12 @@ def test_bad_webhook_ids(webhook_id: str) -> None:
 
 
 def test_triggers_are_validated() -> None:
+    with pytest.raises(ValidationError, match="unknown operation"):
+        config(triggers=["/items/i1/frobnicate"])
     with pytest.raises(ValidationError, match="unknown trigger"):
-        config(triggers=["/bogus"])
+        config(triggers=["/9bogus"])
+    # A catalog source: the record keeps its syntax; the catalog is checked where it is written.
+    assert config(triggers=["/orders/created"]).triggers == ["/orders/created"]
     with pytest.raises(ValidationError):
         config(triggers=[])
     with pytest.raises(ValidationError, match="split them"):

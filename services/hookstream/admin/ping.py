@@ -2,8 +2,9 @@
 
 A ping is not a delivery: it does not go through Kafka, is not recorded on the status topic and
 does not count against the deactivation policy. It goes through the same HTTP client, SSRF
-guard and plain-http rule as deliveries do; a URL those refuse is a 422 saying why, before
-anything is sent.
+guard, plain-http rule and connection settings (CA bundles, client certificate) as deliveries
+do, so an administrator can check them before events flow; a URL those refuse is a 422 saying
+why, before anything is sent.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import uuid
 
 import httpx
 
+from hookstream import egress
 from hookstream.admin.problems import invalid_field
 from hookstream.admin.schemas import PingResult
 from hookstream.admin.state import AdminState
 from hookstream.admin.webhooks import url_refusal
-from hookstream.delivery import post, request_headers
+from hookstream.delivery import request_headers
 from hookstream.directory import family_of
 from hookstream.models import DomainEvent, WebhookConfig, now_ms
 from hookstream.payloads import build_payload
+from hookstream.tls import shared_contexts
 
 PING_TRIGGER = "ping"
 PING_HEADER = "X-Hookstream-Ping"
@@ -56,14 +59,16 @@ async def ping(state: AdminState, config: WebhookConfig) -> PingResult:
     read = config.read_timeout_s or state.policy.current.request_timeout_s
     headers = request_headers(config, payload, ping_id, attempt=1)
     headers[PING_HEADER] = "true"
-    result = await post(
+    result = await egress.send(
         state.http,
+        config,
         config.payload_url,
         payload,
         headers,
         httpx.Timeout(read, connect=connect, read=read, write=read, pool=connect),
         total_timeout_s=connect + read + 1.0,
         excerpt_bytes=settings.delivery.response_excerpt_bytes,
+        contexts=shared_contexts(settings.security.ca_bundle),
     )
     status = result.http_status
     return PingResult(

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from hookstream.eventtypes import SchemaMode
 from hookstream.models import (
     AuthKind,
     DeactivationPolicy,
@@ -24,7 +25,7 @@ from hookstream.models import (
     WebhookConfig,
 )
 from hookstream.registry import numeric_id_of
-from hookstream.triggers import parse_triggers
+from hookstream.triggers import OPEN_VOCABULARY, parse_triggers
 
 
 class _Request(BaseModel):
@@ -32,9 +33,10 @@ class _Request(BaseModel):
 
 
 def _check_triggers(value: list[str] | None) -> list[str] | None:
-    """The trigger rules of ``hookstream.triggers``, reported under the ``triggers`` field."""
+    """The trigger rules of ``hookstream.triggers``, reported under the ``triggers`` field; that
+    catalog sources and types exist is checked against the catalog (``admin.event_types``)."""
     if value:
-        parse_triggers(value)
+        parse_triggers(value, catalog=OPEN_VOCABULARY)
     return value
 
 
@@ -70,6 +72,21 @@ class WebhookFields(_Request):
         default=False, description="Also send the x-esriHook-Signature header."
     )
     owner_id: str | None = Field(default=None, max_length=256)
+    ca_bundle: str | None = Field(
+        default=None,
+        description="PEM CA certificates the receiver's certificate may chain to (a private CA), "
+        "trusted beside the public CAs and the operator's extra bundle.",
+    )
+    client_cert: str | None = Field(
+        default=None,
+        description="PEM client certificate (then its chain) for receivers that require mutual "
+        "TLS; must not be expired.",
+    )
+    client_key: SecretStr | None = Field(
+        default=None,
+        description="Unencrypted PEM private key of `client_cert`. Write-only: responses show "
+        "`has_client_key`; encrypted at rest.",
+    )
 
     _triggers = field_validator("triggers")(_check_triggers)
 
@@ -128,6 +145,9 @@ class WebhookPatch(_Request):
     secret: SecretStr | None = None
     esri_signature: bool | None = None
     owner_id: str | None = Field(default=None, max_length=256)
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: SecretStr | None = None
 
     _triggers = field_validator("triggers")(_check_triggers)
 
@@ -176,6 +196,9 @@ class WebhookOut(BaseModel):
         description="While a replaced secret still signs beside the new one: until when."
     )
     esri_signature: bool
+    ca_bundle: str | None = Field(default=None, description="PEM CA certificates (public).")
+    client_cert: str | None = Field(default=None, description="PEM client certificate (public).")
+    has_client_key: bool = Field(default=False, description="Whether a client key is stored.")
 
     @classmethod
     def of(cls, config: WebhookConfig) -> WebhookOut:
@@ -209,6 +232,9 @@ class WebhookOut(BaseModel):
             has_secret=config.secret is not None,
             previous_secret_expires_at=config.previous_secret_expires_at if rotating else None,
             esri_signature=config.esri_signature,
+            ca_bundle=config.ca_bundle,
+            client_cert=config.client_cert,
+            has_client_key=config.client_key is not None,
         )
 
 
@@ -330,8 +356,68 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 _DESCRIPTIONS = {
     401: "Missing or invalid bearer token.",
-    404: "No such webhook or delivery.",
-    409: "The request conflicts with the webhook's state.",
+    404: "No such webhook, delivery or event type.",
+    409: "The request conflicts with the webhook's state (or the catalog's).",
     422: "Invalid input; `errors` names each field and what is allowed.",
     503: "Not ready yet, or the change was not applied in time (is the matcher running?).",
 }
+
+
+class EventTypeIn(_Request):
+    """An event type to declare in the catalog; the rules are those of ``EventType``."""
+
+    source: str = Field(description="The event source (`orders`); not a built-in source.")
+    operation: str = Field(description="What happened (`created`); the type is `source.operation`.")
+    description: str = Field(default="", description="What the event means, for receivers.")
+    json_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema the events' `properties` must satisfy."
+    )
+    schema_mode: SchemaMode = Field(
+        default=SchemaMode.REJECT,
+        description="`reject`: dead-letter events that break `json_schema`; `warn`: log only.",
+    )
+    example: dict[str, Any] | None = Field(
+        default=None, description="Example `properties`; must satisfy `json_schema`."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "orders",
+                    "operation": "created",
+                    "description": "A customer placed an order.",
+                    "json_schema": {
+                        "type": "object",
+                        "required": ["total"],
+                        "properties": {"total": {"type": "number"}},
+                    },
+                    "example": {"total": 42.5},
+                }
+            ]
+        },
+    )
+
+
+class EventTypeOut(BaseModel):
+    """A built-in or declared event type, with the triggers that subscribe to it."""
+
+    name: str = Field(description="`source.operation` (declared, portal) or the device name.")
+    family: Literal["portal", "device", "catalog"]
+    source: str
+    operation: str
+    triggers: list[str] = Field(description="Triggers that subscribe to this type.")
+    description: str = ""
+    json_schema: dict[str, Any] | None = None
+    schema_mode: SchemaMode | None = None
+    example: dict[str, Any] | None = None
+    created_at: int | None = None
+    modified_at: int | None = None
+
+
+class EventTypeList(BaseModel):
+    """Every event type webhooks can subscribe to: built in first, then declared."""
+
+    total: int
+    items: list[EventTypeOut]

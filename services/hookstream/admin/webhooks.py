@@ -29,6 +29,7 @@ from hookstream.admin.schemas import (
 from hookstream.admin.state import AdminState
 from hookstream.models import CommandKind, WebhookCommand, WebhookConfig
 from hookstream.ssrf import AddressPolicy, BlockedAddressError
+from hookstream.tls import check_current
 from hookstream.triggers import TriggerError, parse_trigger, parse_triggers
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,15 @@ def _validated(fields: dict[str, Any], state: AdminState) -> WebhookConfig:
     refusal = url_refusal(state, config.payload_url)
     if refusal is not None:
         invalid_field("payload_url", refusal)
+    # Checked here, not in the model: a stored config must stay readable after its certificate
+    # expires (the attempt then fails saying so).
+    for field in ("ca_bundle", "client_cert"):
+        pem = getattr(config, field)
+        if pem is not None:
+            try:
+                check_current(pem, field)
+            except ValueError as exc:
+                invalid_field(field, str(exc))
     return config
 
 

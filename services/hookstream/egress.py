@@ -1,0 +1,113 @@
+"""How a request leaves the sender: the SSL context of its webhook, on the shared connection pool.
+
+The sender has one HTTP client (``attempts.make_http_client``) for every webhook; what differs
+per webhook is the TLS (its CA bundle and client certificate). ``using(context)`` sets it for the
+requests made inside it (a context variable, so concurrent deliveries in their own tasks do not
+see each other's), and ``EgressTransport`` hands it to aiohttp per request. aiohttp keys pooled
+connections by their SSL context too, so a connection that showed one webhook's client
+certificate is never reused for another webhook.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import httpx
+from aiohttp import ClientSession, ClientTimeout
+from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
+
+from hookstream.delivery import AttemptResult, post
+from hookstream.models import WebhookConfig
+from hookstream.payloads import Payload
+from hookstream.tls import TlsContexts, TlsSettingsError
+
+#: The SSL context of the request being made in this task; None: the client's default.
+_REQUEST_SSL: ContextVar[ssl.SSLContext | None] = ContextVar("hookstream_request_ssl", default=None)
+
+
+@contextmanager
+def using(context: ssl.SSLContext | None) -> Iterator[None]:
+    """Make the requests sent inside this block with ``context`` (None: the default)."""
+    token = _REQUEST_SSL.set(context)
+    try:
+        yield
+    finally:
+        _REQUEST_SSL.reset(token)
+
+
+class EgressTransport(AiohttpTransport):
+    """The aiohttp transport, with the SSL context of the current webhook per request."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(self.client, ClientSession):
+            self.client = self.get_client()
+        timeout = request.extensions.get("timeout", {})
+        with map_aiohttp_exceptions():
+            data: object
+            try:
+                data = request.content or None
+            except httpx.RequestNotRead:  # a streamed body (deliveries send bytes)
+                data = request.stream
+                request.headers.pop("transfer-encoding", None)  # aiohttp frames it
+            response = await self.client.request(
+                method=request.method,
+                url=str(request.url),
+                headers=request.headers,
+                data=data,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=ClientTimeout(
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                    connect=timeout.get("pool"),
+                ),
+                # True: the connector's context (certifi and the operator's extra CAs).
+                ssl=_REQUEST_SSL.get() or True,
+            ).__aenter__()
+        extensions = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode()
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=AiohttpResponseStream(response),
+            request=request,
+            extensions=extensions,
+        )
+
+
+async def send(
+    client: httpx.AsyncClient,
+    config: WebhookConfig,
+    url: str,
+    payload: Payload,
+    headers: dict[str, str],
+    timeout: httpx.Timeout,
+    total_timeout_s: float,
+    excerpt_bytes: int,
+    contexts: TlsContexts,
+) -> AttemptResult:
+    """POST once with the webhook's connection settings (its TLS); never raises but on cancel.
+
+    Deliveries and the admin's ping both come here, so a ping tries exactly what a delivery
+    will. TLS fields that cannot be used (a client certificate expired since it was uploaded)
+    are a permanent failure that names the field, before anything is sent.
+    """
+    started = time.perf_counter()
+    try:
+        context = contexts.context_for(
+            config.ca_bundle,
+            config.client_cert,
+            config.client_key.get_secret_value() if config.client_key is not None else None,
+        )
+    except (TlsSettingsError, ValueError) as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return AttemptResult(None, None, str(exc), elapsed, permanent=True)
+    with using(None if context is contexts.default else context):
+        return await post(client, url, payload, headers, timeout, total_timeout_s, excerpt_bytes)

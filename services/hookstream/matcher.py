@@ -34,7 +34,7 @@ from hookstream.catalog import CatalogFeed, EventCatalog, catalog_topic
 from hookstream.codec import decode, encode
 from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
-from hookstream.faustio import skip_unreadable_batches
+from hookstream.faustio import ViewsFirstApp, skip_unreadable_batches
 from hookstream.intake import Headers, InputFormat, IntakeError, decode_event, event_topics
 from hookstream.kafkaauth import faust_credentials
 from hookstream.kafkaio import dead_letter_bytes
@@ -205,7 +205,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     """The matcher's Faust app with its topics, the directory feed and both agents."""
     topics = settings.topics
     settings.matcher.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = ViewsFirstApp(
         f"{settings.app_id}-matcher",
         broker=faust_broker_url(bootstrap),
         store="memory://",
@@ -266,14 +266,18 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
 
     ops = OpsServer(settings.ops.host, settings.ops.matcher_port, ready=ready)
 
+    async def start_views() -> None:
+        """Ops endpoints, then the views, caught up before the consumer joins the group."""
+        await ops.start()
+        await catalog_feed.start()
+        await feed.start()
+        await wait_ready()
+
+    app.before_consumer = start_views
+
     @app.service
     class DirectoryService(mode.Service):
-        """Runs the config feed and the ops endpoints for the worker's lifetime."""
-
-        async def on_start(self) -> None:
-            await ops.start()
-            await catalog_feed.start()
-            await feed.start()
+        """Stops the config feeds and the ops endpoints with the worker (started before it)."""
 
         async def on_stop(self) -> None:
             await feed.stop()

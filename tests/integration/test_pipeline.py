@@ -196,7 +196,10 @@ def test_device_xml_header_auth_and_smart_group_filter(shared, receiver: Receive
     root = ElementTree.fromstring(request.body)
     assert root.tag == "JSSEvent"
     assert root.findtext("webhook/webhookEvent") == "ComputerAdded"
-    assert root.findtext("webhook/id") == computers.webhook_id
+    # The webhook's stable number, handed out by the registry (Jamf types webhook.id as an int).
+    webhook_number = root.findtext("webhook/id")
+    assert webhook_number is not None and webhook_number.isdigit()
+    assert int(webhook_number) == client.latest_webhooks()[computers.webhook_id].numeric_id
     assert root.findtext("event/deviceName") == "mac-1"
     assert root.findtext("event/jssID") == "42"
     # Only group 12's change reaches the webhook narrowed to group 12.

@@ -16,6 +16,7 @@ from support import TEST_SECRETS_KEY
 # Encrypt webhook secrets with the session's key in this process too (read once, lazily).
 os.environ["HOOKSTREAM_SECURITY__SECRETS_KEYS"] = TEST_SECRETS_KEY
 
+from history_support import HistoryDatabase, postgres_server
 from hookstream.localkafka.broker import LocalBroker
 from hookstream.settings import LocalKafkaSettings, Settings
 from hookstream.topics import create_topics
@@ -87,3 +88,19 @@ def status_reader_factory(kafka_bootstrap: str) -> Iterator[object]:
     yield make
     for reader in readers:
         reader.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server for the session, started only when a test asks for it."""
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as dsn:
+        yield dsn
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def history_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryDatabase]:
+    """An empty delivery-history database; every test using it runs on both backends."""
+    dsn = request.getfixturevalue("postgres_dsn") if request.param == "postgres" else None
+    database = HistoryDatabase(request.param, tmp_path, dsn)
+    yield database
+    database.close()

@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 from hookstream.admin.app import create_app
+from hookstream.history.store import HistoryStore
 from hookstream.models import now_ms
 from hookstream.settings import AdminSettings, Settings
 from support import wait_until
@@ -45,10 +46,17 @@ def with_admin(settings: Settings, **admin: Any) -> Settings:
 class AdminServer:
     """``create_app`` served by uvicorn on 127.0.0.1 (a free port) in a background thread."""
 
-    def __init__(self, settings: Settings, clock: MovableClock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: MovableClock | None = None,
+        history: HistoryStore | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock or MovableClock()
-        app = create_app(settings, settings.kafka_bootstrap or "", clock=self.clock)
+        app = create_app(
+            settings, settings.kafka_bootstrap or "", clock=self.clock, history=history
+        )
         config = uvicorn.Config(
             app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
         )

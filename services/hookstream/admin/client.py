@@ -131,6 +131,18 @@ class AdminClient:
         )
         return result
 
+    def search_deliveries(self, **params: Any) -> dict[str, Any]:
+        """Deliveries of every webhook (filter ``webhook_id`` to one)."""
+        result: dict[str, Any] = self.call("GET", "/deliveries", params=params)
+        return result
+
+    def get_delivery(self, delivery_id: str, webhook_id: str | None = None) -> dict[str, Any]:
+        path = f"/deliveries/{_seg(delivery_id)}"
+        if webhook_id is not None:
+            path = f"/webhooks/{_seg(webhook_id)}{path}"
+        result: dict[str, Any] = self.call("GET", path)
+        return result
+
     def redeliver(self, webhook_id: str, delivery_id: str) -> dict[str, Any]:
         path = f"/webhooks/{_seg(webhook_id)}/deliveries/{_seg(delivery_id)}/redeliver"
         result: dict[str, Any] = self.call("POST", path)

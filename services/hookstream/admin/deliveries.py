@@ -1,11 +1,13 @@
-"""Routes of a webhook's deliveries (the notification status), redelivery and ping."""
+"""Routes of the delivery history (per webhook and across webhooks), redelivery and ping."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import Field
 
 from hookstream.admin.deps import Num, Start, Statuses, Webhooks, find_webhook, next_start
 from hookstream.admin.ping import ping
@@ -18,23 +20,80 @@ from hookstream.admin.schemas import (
     RedeliveryAccepted,
     problem_responses,
 )
+from hookstream.admin.state import AdminState
 from hookstream.codec import encode
+from hookstream.history.store import DeliveryQuery, HistoryQueryError
 from hookstream.models import DeliveryJob, now_ms
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/webhooks/{webhook_id}", tags=["deliveries"])
+webhook_router = APIRouter(prefix="/webhooks/{webhook_id}", tags=["deliveries"])
+search_router = APIRouter(tags=["deliveries"])
 
 EpochMs = Annotated[int | None, Query(ge=0, le=2**53, description="Epoch milliseconds.")]
+HttpStatus = Annotated[
+    int | None, Query(ge=100, le=599, description="HTTP status of the last attempt.")
+]
+EventId = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="Only deliveries of this event.")
+]
+Trigger = Annotated[
+    str | None, Query(min_length=1, max_length=512, description="Only deliveries of this trigger.")
+]
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=2000,
+        description="The next_cursor of the previous page: pages stay stable while new "
+        "deliveries arrive (start must then be 1).",
+    ),
+]
 
-
-@router.get(
-    "/deliveries",
-    summary="Notification status: the webhook's recent deliveries, newest first",
-    description="Delivered entries are listed for HOOKSTREAM_ADMIN__SUCCESS_RETENTION_S after "
+LIST_DESCRIPTION = (
+    "Newest first. Delivered entries are listed for HOOKSTREAM_ADMIN__SUCCESS_RETENTION_S after "
     "their last attempt (one day by default), failed ones for "
     "HOOKSTREAM_ADMIN__FAILURE_RETENTION_S (seven days). `since` (inclusive) and `until` "
-    "(exclusive) bound when the webhook fired.",
+    "(exclusive) bound when the webhook fired; `http_status` is that of the last attempt. Page "
+    "with `start` and `num`, or with `cursor` (the `next_cursor` of the previous page)."
+)
+
+
+class DeliverySearchPage(DeliveryPage):
+    """A page of deliveries, with the cursor of the next page."""
+
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+async def _search(
+    state: AdminState, query: DeliveryQuery, start: int, num: int, cursor: str | None
+) -> DeliverySearchPage:
+    if query.since is not None and query.until is not None and query.until < query.since:
+        invalid_field("until", "until must not be before since", part="query")
+    if cursor is not None and start != 1:
+        invalid_field("start", "start must be 1 (or absent) when a cursor is given", part="query")
+    try:
+        found = await asyncio.to_thread(
+            state.store.search, query, state.clock(), num, start - 1, cursor
+        )
+    except HistoryQueryError as exc:
+        invalid_field("cursor", str(exc), part="query")
+    return DeliverySearchPage(
+        total=found.total,
+        start=start,
+        num=len(found.deliveries),
+        next_start=None if cursor is not None else next_start(start, num, found.total),
+        next_cursor=found.next_cursor,
+        deliveries=found.deliveries,
+    )
+
+
+@webhook_router.get(
+    "/deliveries",
+    summary="Notification status: the webhook's recent deliveries, newest first",
+    description=LIST_DESCRIPTION,
     responses=problem_responses(401, 404, 422, 503),
 )
 async def list_deliveries(
@@ -43,45 +102,75 @@ async def list_deliveries(
     start: Start = 1,
     num: Num = 10,
     outcome: Annotated[DeliveryOutcome | None, Query()] = None,
+    http_status: HttpStatus = None,
     since: EpochMs = None,
     until: EpochMs = None,
-) -> DeliveryPage:
+    event_id: EventId = None,
+    trigger: Trigger = None,
+    cursor: Cursor = None,
+) -> DeliverySearchPage:
     find_webhook(state, webhook_id)
-    if since is not None and until is not None and until < since:
-        invalid_field("until", "until must not be before since", part="query")
-    found = state.store.list(webhook_id, outcome=outcome, since=since, until=until)
-    page = found[start - 1 : start - 1 + num]
-    return DeliveryPage(
-        total=len(found),
-        start=start,
-        num=len(page),
-        next_start=next_start(start, num, len(found)),
-        deliveries=[entry.to_api() for entry in page],
-    )
+    query = DeliveryQuery(webhook_id, outcome, http_status, since, until, event_id, trigger)
+    return await _search(state, query, start, num, cursor)
 
 
-@router.get(
+@search_router.get(
+    "/deliveries",
+    summary="Deliveries of every webhook, newest first, searched by outcome, time, event...",
+    description=LIST_DESCRIPTION,
+    responses=problem_responses(401, 422, 503),
+)
+async def search_deliveries(
+    state: Statuses,
+    start: Start = 1,
+    num: Num = 10,
+    webhook_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    outcome: Annotated[DeliveryOutcome | None, Query()] = None,
+    http_status: HttpStatus = None,
+    since: EpochMs = None,
+    until: EpochMs = None,
+    event_id: EventId = None,
+    trigger: Trigger = None,
+    cursor: Cursor = None,
+) -> DeliverySearchPage:
+    query = DeliveryQuery(webhook_id, outcome, http_status, since, until, event_id, trigger)
+    return await _search(state, query, start, num, cursor)
+
+
+@search_router.get(
+    "/deliveries/{delivery_id}",
+    summary="One delivery of any webhook: its events, attempts, responses and payload",
+    responses=problem_responses(401, 404, 422, 503),
+)
+async def show_any_delivery(delivery_id: str, state: Statuses) -> DeliveryOut:
+    found = await asyncio.to_thread(state.store.get, delivery_id, state.clock())
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no delivery {delivery_id!r} is recorded")
+    return found
+
+
+@webhook_router.get(
     "/deliveries/{delivery_id}",
     summary="One delivery: its events, attempts and payload",
     responses=problem_responses(401, 404, 422, 503),
 )
 async def show_delivery(webhook_id: str, delivery_id: str, state: Statuses) -> DeliveryOut:
-    entry = state.store.get(webhook_id, delivery_id)
-    if entry is None:
+    found = await asyncio.to_thread(state.store.get, delivery_id, state.clock(), webhook_id)
+    if found is None:
         raise HTTPException(
             status_code=404, detail=f"no delivery {delivery_id!r} of webhook {webhook_id!r}"
         )
-    return entry.to_api()
+    return found
 
 
-@router.post(
+@webhook_router.post(
     "/deliveries/{delivery_id}/redeliver",
     status_code=202,
     summary="Send a recorded delivery again (same delivery id, attempts start at 1)",
     responses=problem_responses(401, 404, 409, 422, 503),
 )
 async def redeliver(webhook_id: str, delivery_id: str, state: Statuses) -> RedeliveryAccepted:
-    entry = state.store.get(webhook_id, delivery_id)
+    entry = await asyncio.to_thread(state.store.get_row, webhook_id, delivery_id, state.clock())
     if entry is None:
         raise HTTPException(
             status_code=404, detail=f"no delivery {delivery_id!r} of webhook {webhook_id!r}"
@@ -92,7 +181,8 @@ async def redeliver(webhook_id: str, delivery_id: str, state: Statuses) -> Redel
             status_code=409,
             detail=f"webhook {webhook_id!r} is inactive; activate it before redelivering",
         )
-    if not entry.events or entry.trigger is None:
+    events = entry.events()
+    if not events or entry.trigger is None:
         raise HTTPException(
             status_code=409,
             detail=f"the events of delivery {delivery_id!r} are no longer on the deliveries "
@@ -103,7 +193,7 @@ async def redeliver(webhook_id: str, delivery_id: str, state: Statuses) -> Redel
         delivery_id=delivery_id,
         webhook_id=webhook_id,
         trigger=entry.trigger,
-        events=entry.events,
+        events=events,
         attempt=1,
         due_at=now,
         triggered_at=entry.triggered_at or now,
@@ -119,7 +209,7 @@ async def redeliver(webhook_id: str, delivery_id: str, state: Statuses) -> Redel
     return RedeliveryAccepted(delivery_id=delivery_id, webhook_id=webhook_id)
 
 
-@router.post(
+@webhook_router.post(
     "/ping",
     summary="POST a test event to the payload URL now and report the answer",
     description="Not a delivery: it is not recorded and does not count against the "
@@ -128,3 +218,9 @@ async def redeliver(webhook_id: str, delivery_id: str, state: Statuses) -> Redel
 )
 async def ping_webhook(webhook_id: str, state: Webhooks) -> PingResult:
     return await ping(state, find_webhook(state, webhook_id))
+
+
+#: Every route of this module, as the app includes them.
+router = APIRouter()
+router.include_router(webhook_router)
+router.include_router(search_router)

@@ -12,17 +12,19 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
-from hookstream.admin.store import Clock, DeliveryStore, JobFeed, StatusFeed
+from hookstream.admin.store import Clock
 from hookstream.attempts import make_http_client
 from hookstream.codec import encode
 from hookstream.directory import DirectoryFeed, WebhookDirectory
-from hookstream.feeds import CompactedFeed
+from hookstream.history.config import open_store
+from hookstream.history.ingest import HistoryIngest
+from hookstream.history.store import HistoryStore
 from hookstream.kafkaio import make_producer
 from hookstream.models import DeliveryPolicy, WebhookCommand
 from hookstream.policy import POLICY_KEY, PolicyFeed
@@ -30,8 +32,14 @@ from hookstream.settings import KafkaSecuritySettings, Settings
 
 log = logging.getLogger(__name__)
 
-#: How often expired notification-status entries are forgotten.
+#: How often expired deliveries are deleted from the history.
 PRUNE_INTERVAL_S = 60.0
+
+
+class View(Protocol):
+    """Something that catches up with Kafka: a live view or the history's ingest."""
+
+    ready: asyncio.Event
 
 
 class Watch:
@@ -105,15 +113,15 @@ class AdminState:
     directory: WebhookDirectory
     webhooks: WatchedDirectoryFeed
     policy: WatchedPolicyFeed
-    store: DeliveryStore
+    store: HistoryStore
     producer: AIOKafkaProducer
     http: httpx.AsyncClient
     clock: Clock
-    store_feeds: list[CompactedFeed] = field(default_factory=list)
+    store_feeds: list[View] = field(default_factory=list)
 
     def waiting_for(self) -> list[str]:
         """The views that have not caught up yet (empty when ready)."""
-        views: list[tuple[str, CompactedFeed]] = [
+        views: list[tuple[str, View]] = [
             ("webhooks", self.webhooks),
             ("settings", self.policy),
             *(("notification status", feed) for feed in self.store_feeds),
@@ -150,39 +158,53 @@ class AdminState:
         await self._send(topic, key, value)
 
 
-async def _prune_forever(store: DeliveryStore) -> None:
+async def _prune_forever(store: HistoryStore, clock: Clock) -> None:
+    """Delete expired deliveries now and then; on a shared database only the ingesting replica
+    does. A failed round is logged and tried again at the next."""
     while True:
         await asyncio.sleep(PRUNE_INTERVAL_S)
-        forgotten = store.prune()
-        if forgotten:
-            log.info("forgot %d expired notification-status entries", forgotten)
+        try:
+            if await asyncio.to_thread(store.try_lead):
+                deleted = await asyncio.to_thread(store.prune, clock())
+                if deleted:
+                    log.info("deleted %d expired deliveries from the history", deleted)
+        except Exception as exc:
+            log.error(
+                "pruning the delivery history failed: %s; retrying in %g s", exc, PRUNE_INTERVAL_S
+            )
 
 
 @contextlib.asynccontextmanager
-async def open_state(settings: Settings, bootstrap: str, clock: Clock) -> AsyncIterator[AdminState]:
-    """Open every I/O lifetime of the admin service; close them in reverse order on exit."""
+async def open_state(
+    settings: Settings, bootstrap: str, clock: Clock, history: HistoryStore | None = None
+) -> AsyncIterator[AdminState]:
+    """Open every I/O lifetime of the admin service; close them in reverse order on exit.
+
+    ``history`` is the delivery history to use (and close at the end) instead of the one the
+    settings name.
+    """
     client_id = f"{settings.app_id}-admin"
     topics = settings.topics
     directory = WebhookDirectory()
-    store = DeliveryStore(
-        settings.admin.success_retention_s, settings.admin.failure_retention_s, clock
-    )
+    store = history if history is not None else await asyncio.to_thread(open_store, settings)
     security = settings.kafka_security
     webhooks = WatchedDirectoryFeed(
         directory, bootstrap, topics.webhooks, f"{client_id}-webhooks", security
     )
     policy = WatchedPolicyFeed(settings, bootstrap, f"{client_id}-policy")
-    jobs = JobFeed(store, bootstrap, topics.deliveries, f"{client_id}-jobs", security)
-    statuses = StatusFeed(store, bootstrap, topics.status, f"{client_id}-status", security)
+    ingest = HistoryIngest(
+        store, bootstrap, topics.deliveries, topics.status, f"{client_id}-history", security
+    )
     async with contextlib.AsyncExitStack() as stack:
-        for feed in (webhooks, policy, jobs, statuses):
+        stack.callback(store.close)
+        for feed in (webhooks, policy, ingest):
             stack.push_async_callback(feed.stop)
             await feed.start()
         producer = make_producer(bootstrap, client_id, security)
         stack.push_async_callback(producer.stop)
         await producer.start()
         http = await stack.enter_async_context(make_http_client(settings))
-        pruner = asyncio.create_task(_prune_forever(store), name="admin-prune")
+        pruner = asyncio.create_task(_prune_forever(store, clock), name="admin-prune")
         stack.push_async_callback(_cancel, pruner)
         yield AdminState(
             settings=settings,
@@ -193,7 +215,7 @@ async def open_state(settings: Settings, bootstrap: str, clock: Clock) -> AsyncI
             producer=producer,
             http=http,
             clock=clock,
-            store_feeds=[jobs, statuses],
+            store_feeds=[ingest],
         )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from xml.etree import ElementTree
 
 _MAX_CELL = 60
 
@@ -125,7 +127,58 @@ def deliveries_table(page: dict[str, Any]) -> str:
             )
         )
     headers = ("DELIVERY", "TRIGGERED (UTC)", "TRIGGER", "OUTCOME", "ATTEMPTS", "HTTP", "ERROR")
-    return f"{table(headers, rows)}\n{_page_footer(page, len(rows))}"
+    footer = _page_footer(page, len(rows))
+    if page.get("next_cursor"):
+        footer += f"; or by cursor: --cursor {page['next_cursor']}"
+    return f"{table(headers, rows)}\n{footer}"
+
+
+def pretty_payload(text: str | None) -> str:
+    """A payload as sent, indented when it is JSON or XML (as it is when hookstream sent it)."""
+    if not text:
+        return "-"
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        pass
+    try:
+        # The payload is the body hookstream built itself, not a receiver's answer.
+        root = ElementTree.fromstring(text)  # noqa: S314
+    except ElementTree.ParseError:
+        return text
+    ElementTree.indent(root)
+    return ElementTree.tostring(root, encoding="unicode")
+
+
+def delivery_detail(delivery: dict[str, Any]) -> str:
+    """One delivery: what fired it, every attempt with its answer, and the payload sent."""
+    redelivered = " (redelivered)" if delivery.get("redelivered") else ""
+    lines = [
+        f"delivery   {delivery['delivery_id']}",
+        f"webhook    {delivery['webhook_id']} {delivery.get('webhook_name') or ''}".rstrip(),
+        f"trigger    {delivery.get('trigger') or '-'}",
+        f"fired      {when(delivery['triggered_at'])} UTC",
+        f"outcome    {delivery['outcome']}{redelivered}",
+        f"events     {', '.join(delivery['event_ids']) or '-'}",
+        "",
+    ]
+    rows = [
+        (
+            attempt["attempt"],
+            when(attempt["at"]),
+            attempt["outcome"],
+            attempt["http_status"],
+            f"{attempt['duration_ms']:.0f} ms",
+            attempt.get("error"),
+        )
+        for attempt in delivery["attempts"]
+    ]
+    lines.append(table(("#", "AT (UTC)", "OUTCOME", "HTTP", "TOOK", "ERROR"), rows))
+    for attempt in delivery["attempts"]:
+        if attempt.get("response_excerpt"):
+            lines += ["", f"response to attempt {attempt['attempt']}:", attempt["response_excerpt"]]
+    lines += ["", "payload:", pretty_payload(delivery.get("payload"))]
+    return "\n".join(lines)
 
 
 def ping_detail(result: dict[str, Any]) -> str:

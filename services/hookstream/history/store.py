@@ -1,0 +1,463 @@
+"""The delivery history in a database: rows, attempts and the consumer offsets, kept together.
+
+(SQL text is composed here from constant fragments only; every value is a bound parameter, so
+the S608 warnings are silenced line by line.)
+
+A batch of records and the offsets after it are written in one transaction, so a restarted
+ingest resumes exactly where the stored data ends: no gap, no record applied twice. Each row
+carries the moment it expires (retention by outcome, see ``DeliveryRow.expires_at``); reads hide
+expired rows by the caller's clock and ``prune`` deletes them in small batches.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hookstream.admin.schemas import AttemptOut, DeliveryOut, DeliveryOutcome
+from hookstream.history.backends import Connection
+from hookstream.history.rows import DeliveryRow
+from hookstream.models import DeliveryJob, DeliveryStatus, Outcome
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS hs_deliveries (
+        webhook_id TEXT NOT NULL, delivery_id TEXT NOT NULL, webhook_name TEXT NOT NULL,
+        trigger_uri TEXT, triggered_at BIGINT, first_attempt_at BIGINT, fired_at BIGINT NOT NULL,
+        events TEXT, event_ids TEXT NOT NULL, payload TEXT, redelivered_at BIGINT,
+        last_at BIGINT, last_attempt INTEGER, last_final INTEGER NOT NULL, last_outcome TEXT,
+        last_http_status INTEGER, outcome TEXT NOT NULL, activity_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL, PRIMARY KEY (webhook_id, delivery_id))""",
+    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_webhook "
+    "ON hs_deliveries (webhook_id, fired_at, delivery_id)",
+    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_time "
+    "ON hs_deliveries (fired_at, delivery_id, webhook_id)",
+    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_id ON hs_deliveries (delivery_id)",
+    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_expiry ON hs_deliveries (expires_at)",
+    """CREATE TABLE IF NOT EXISTS hs_attempts (
+        webhook_id TEXT NOT NULL, delivery_id TEXT NOT NULL, attempted_at BIGINT NOT NULL,
+        attempt INTEGER NOT NULL, outcome TEXT NOT NULL, final INTEGER NOT NULL,
+        http_status INTEGER, response_excerpt TEXT, error TEXT,
+        duration_ms DOUBLE PRECISION NOT NULL, next_attempt_at BIGINT,
+        PRIMARY KEY (webhook_id, delivery_id, attempted_at, attempt))""",
+    """CREATE TABLE IF NOT EXISTS hs_events (
+        event_id TEXT NOT NULL, webhook_id TEXT NOT NULL, delivery_id TEXT NOT NULL,
+        PRIMARY KEY (event_id, webhook_id, delivery_id))""",
+    "CREATE INDEX IF NOT EXISTS hs_events_by_delivery ON hs_events (webhook_id, delivery_id)",
+    """CREATE TABLE IF NOT EXISTS hs_offsets (
+        topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL,
+        PRIMARY KEY (topic, part))""",
+    "CREATE TABLE IF NOT EXISTS hs_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+_ROW_COLUMNS = (
+    "webhook_id, delivery_id, webhook_name, trigger_uri, triggered_at, first_attempt_at, "
+    "events, event_ids, payload, redelivered_at, last_at, last_attempt, last_final, "
+    "last_outcome, last_http_status"
+)
+_DERIVED = ("fired_at", "outcome", "activity_at", "expires_at")
+_ALL_COLUMNS = [c.strip() for c in _ROW_COLUMNS.split(",")] + list(_DERIVED)
+_UPSERT_ROW = (
+    f"INSERT INTO hs_deliveries ({', '.join(_ALL_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _ALL_COLUMNS)}) "
+    f"ON CONFLICT (webhook_id, delivery_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ALL_COLUMNS[2:])
+)
+_ATTEMPT_COLUMNS = (
+    "attempt, attempted_at, outcome, final, http_status, response_excerpt, error, duration_ms, "
+    "next_attempt_at"
+)
+_INSERT_ATTEMPT = (
+    f"INSERT INTO hs_attempts (webhook_id, delivery_id, {_ATTEMPT_COLUMNS}) "  # noqa: S608
+    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT (webhook_id, delivery_id, attempted_at, attempt) DO NOTHING"
+)
+#: Keys per ``IN (VALUES ...)`` list: well under both databases' limits on parameters.
+_CHUNK = 400
+
+Key = tuple[str, str]
+TopicPartitionKey = tuple[str, int]
+
+
+class HistoryQueryError(ValueError):
+    """A search the store cannot run (a cursor it did not issue); the message says why."""
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    """Filters of a search; None matches everything. ``since`` is inclusive, ``until`` not."""
+
+    webhook_id: str | None = None
+    outcome: DeliveryOutcome | None = None
+    http_status: int | None = None
+    since: int | None = None
+    until: int | None = None
+    event_id: str | None = None
+    trigger: str | None = None
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    deliveries: list[DeliveryOut]
+    total: int
+    #: Where the next page starts (None on the last page); opaque to clients.
+    next_cursor: str | None
+
+
+def encode_cursor(delivery: DeliveryOut) -> str:
+    raw = json.dumps([delivery.triggered_at, delivery.delivery_id, delivery.webhook_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        fired_at, delivery_id, webhook_id = json.loads(raw)
+        if not (isinstance(fired_at, int) and isinstance(delivery_id, str)):
+            raise TypeError("not a cursor")
+        return fired_at, delivery_id, str(webhook_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise HistoryQueryError(
+            "cursor is not one this API issued; pass the next_cursor of the previous page"
+        ) from None
+
+
+def _values(count: int) -> str:
+    return ", ".join("(?, ?)" for _ in range(count))
+
+
+def _chunks(items: Sequence[Key]) -> Iterable[Sequence[Key]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _flat(keys: Iterable[Key]) -> list[str]:
+    return [part for key in keys for part in key]
+
+
+class HistoryStore:
+    """Rows of deliveries in one database; ``writer`` ingests and prunes, ``reader`` serves.
+
+    Every method blocks: the admin calls them through ``asyncio.to_thread``.
+    """
+
+    def __init__(
+        self,
+        writer: Connection,
+        reader: Connection,
+        success_retention_s: int,
+        failure_retention_s: int,
+    ) -> None:
+        self.success_ms = success_retention_s * 1000
+        self.failure_ms = failure_retention_s * 1000
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._prepare()
+
+    def close(self) -> None:
+        with self._write_lock, self._read_lock:
+            self._writer.close()
+            self._reader.close()
+
+    def _prepare(self) -> None:
+        """Create the tables, and recompute expiry times if the retention settings changed."""
+        retention = f"{self.success_ms}/{self.failure_ms}"
+        with self._write_lock, self._writer.transaction():
+            for statement in SCHEMA:
+                self._writer.run(statement)
+            stored = self._writer.rows("SELECT value FROM hs_meta WHERE name = 'retention'")
+            if stored and stored[0][0] != retention:
+                self._writer.run(
+                    "UPDATE hs_deliveries SET expires_at = CASE WHEN outcome = 'delivered' "
+                    "THEN last_at + ? ELSE activity_at + ? END",
+                    (self.success_ms, self.failure_ms),
+                )
+            self._writer.run(
+                "INSERT INTO hs_meta (name, value) VALUES ('retention', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (retention,),
+            )
+
+    def try_lead(self) -> bool:
+        """Whether this process is the one that ingests (always, on SQLite)."""
+        with self._write_lock:
+            return self._writer.try_lead()
+
+    def stored_offsets(self) -> dict[TopicPartitionKey, int]:
+        """The next offset to read of every partition applied so far."""
+        with self._read_lock:
+            rows = self._reader.rows("SELECT topic, part, next_offset FROM hs_offsets")
+        return {(topic, int(part)): int(offset) for topic, part, offset in rows}
+
+    def ingest(
+        self,
+        records: Sequence[DeliveryJob | DeliveryStatus],
+        offsets: dict[TopicPartitionKey, int],
+    ) -> None:
+        """Apply records in order and store ``offsets`` (the next to read) in one transaction."""
+        keys = sorted(
+            {
+                (record.webhook_id, record.delivery_id)
+                for record in records
+                if record.delivery_id is not None
+            }
+        )
+        with self._write_lock, self._writer.transaction():
+            rows = self._load(keys)
+            attempts: list[tuple[Any, ...]] = []
+            for record in records:
+                if record.delivery_id is None:
+                    continue  # a record of a webhook's state, not of a delivery
+                key = (record.webhook_id, record.delivery_id)
+                row = rows.get(key)
+                if row is None:
+                    row = rows[key] = DeliveryRow(*key)
+                if isinstance(record, DeliveryJob):
+                    row.apply_job(record)
+                else:
+                    row.apply_status(record)
+                    attempts.append(_attempt_values(record))
+            self._writer.run_many(_INSERT_ATTEMPT, attempts)
+            self._writer.run_many(_UPSERT_ROW, [self._row_values(row) for row in rows.values()])
+            self._writer.run_many(
+                "INSERT INTO hs_events (event_id, webhook_id, delivery_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (event_id, webhook_id, delivery_id) DO NOTHING",
+                [
+                    (event_id, row.webhook_id, row.delivery_id)
+                    for row in rows.values()
+                    for event_id in row.event_ids
+                ],
+            )
+            self._writer.run_many(
+                "INSERT INTO hs_offsets (topic, part, next_offset) VALUES (?, ?, ?) "
+                "ON CONFLICT (topic, part) DO UPDATE SET next_offset = excluded.next_offset",
+                [(topic, part, offset) for (topic, part), offset in sorted(offsets.items())],
+            )
+
+    def _load(self, keys: Sequence[Key]) -> dict[Key, DeliveryRow]:
+        found: dict[Key, DeliveryRow] = {}
+        for chunk in _chunks(keys):
+            for values in self._writer.rows(
+                f"SELECT {_ROW_COLUMNS} FROM hs_deliveries "  # noqa: S608
+                f"WHERE (webhook_id, delivery_id) IN (VALUES {_values(len(chunk))})",
+                _flat(chunk),
+            ):
+                row = _row(values)
+                found[(row.webhook_id, row.delivery_id)] = row
+        return found
+
+    def _row_values(self, row: DeliveryRow) -> tuple[Any, ...]:
+        return (
+            row.webhook_id,
+            row.delivery_id,
+            row.webhook_name,
+            row.trigger,
+            row.triggered_at,
+            row.first_attempt_at,
+            row.events_json,
+            json.dumps(row.event_ids),
+            row.payload,
+            row.redelivered_at,
+            row.last_at,
+            row.last_attempt,
+            int(row.last_final),
+            row.last_outcome,
+            row.last_http_status,
+            row.fired_at(),
+            row.outcome().value,
+            row.activity_at(),
+            row.expires_at(self.success_ms, self.failure_ms),
+        )
+
+    def get(self, delivery_id: str, now: int, webhook_id: str | None = None) -> DeliveryOut | None:
+        """One delivery that has not expired at ``now`` (of any webhook unless one is given)."""
+        sql = f"SELECT {_ROW_COLUMNS} FROM hs_deliveries WHERE delivery_id = ? AND expires_at > ?"  # noqa: S608
+        params: list[Any] = [delivery_id, now]
+        if webhook_id is not None:
+            sql += " AND webhook_id = ?"
+            params.append(webhook_id)
+        with self._read_lock:
+            found = [_row(values) for values in self._reader.rows(sql, params)]
+            return self._with_attempts(found[:1])[0] if found else None
+
+    def get_row(self, webhook_id: str, delivery_id: str, now: int) -> DeliveryRow | None:
+        """The stored row (with the job's events) of one listed delivery."""
+        with self._read_lock:
+            found = self._reader.rows(
+                f"SELECT {_ROW_COLUMNS} FROM hs_deliveries "  # noqa: S608
+                "WHERE webhook_id = ? AND delivery_id = ? AND expires_at > ?",
+                (webhook_id, delivery_id, now),
+            )
+        return _row(found[0]) if found else None
+
+    def search(
+        self,
+        query: DeliveryQuery,
+        now: int,
+        limit: int,
+        offset: int = 0,
+        cursor: str | None = None,
+    ) -> SearchResult:
+        """Deliveries matching ``query``, newest first: ``limit`` of them after ``offset`` rows,
+        or after the row ``cursor`` names."""
+        where, params = self._filters(query, now)
+        order = "ORDER BY fired_at DESC, delivery_id DESC, webhook_id DESC"
+        page_where, page_params = list(where), list(params)
+        if cursor is not None:
+            fired_at, delivery_id, webhook_id = decode_cursor(cursor)
+            page_where.append("(fired_at, delivery_id, webhook_id) < (?, ?, ?)")
+            page_params += [fired_at, delivery_id, webhook_id]
+        with self._read_lock:
+            [(total,)] = self._reader.rows(
+                f"SELECT COUNT(*) FROM hs_deliveries WHERE {' AND '.join(where)}",  # noqa: S608
+                params,
+            )
+            found = [
+                _row(values)
+                for values in self._reader.rows(
+                    f"SELECT {_ROW_COLUMNS} FROM hs_deliveries WHERE {' AND '.join(page_where)} "  # noqa: S608
+                    f"{order} LIMIT ? OFFSET ?",
+                    [*page_params, limit + 1, offset],
+                )
+            ]
+            deliveries = self._with_attempts(found[:limit])
+        more = len(found) > limit
+        return SearchResult(
+            deliveries, int(total), encode_cursor(deliveries[-1]) if more and deliveries else None
+        )
+
+    def _filters(self, query: DeliveryQuery, now: int) -> tuple[list[str], list[Any]]:
+        where = ["expires_at > ?"]
+        params: list[Any] = [now]
+        for column, value in (
+            ("webhook_id = ?", query.webhook_id),
+            ("outcome = ?", query.outcome.value if query.outcome else None),
+            ("last_http_status = ?", query.http_status),
+            ("fired_at >= ?", query.since),
+            ("fired_at < ?", query.until),
+            ("trigger_uri = ?", query.trigger),
+            (
+                "(webhook_id, delivery_id) IN "
+                "(SELECT webhook_id, delivery_id FROM hs_events WHERE event_id = ?)",
+                query.event_id,
+            ),
+        ):
+            if value is not None:
+                where.append(column)
+                params.append(value)
+        return where, params
+
+    def _with_attempts(self, rows: list[DeliveryRow]) -> list[DeliveryOut]:
+        attempts: dict[Key, list[AttemptOut]] = {}
+        keys = [(row.webhook_id, row.delivery_id) for row in rows]
+        for chunk in _chunks(keys):
+            for values in self._reader.rows(
+                f"SELECT webhook_id, delivery_id, {_ATTEMPT_COLUMNS} FROM hs_attempts "  # noqa: S608
+                f"WHERE (webhook_id, delivery_id) IN (VALUES {_values(len(chunk))}) "
+                "ORDER BY attempted_at, attempt",
+                _flat(chunk),
+            ):
+                attempts.setdefault((values[0], values[1]), []).append(_attempt_out(values[2:]))
+        return [
+            _delivery_out(row, attempts.get(key, [])) for row, key in zip(rows, keys, strict=True)
+        ]
+
+    def prune(self, now: int, batch: int = 2000) -> int:
+        """Delete every row expired at ``now`` (in transactions of ``batch`` rows, so that ingest
+        and reads go on meanwhile); how many were deleted."""
+        deleted = 0
+        while True:
+            with self._write_lock, self._writer.transaction():
+                keys = [
+                    (str(w), str(d))
+                    for w, d in self._writer.rows(
+                        "SELECT webhook_id, delivery_id FROM hs_deliveries WHERE expires_at <= ? "
+                        "LIMIT ?",
+                        (now, batch),
+                    )
+                ]
+                for chunk in _chunks(keys):
+                    match = f"(webhook_id, delivery_id) IN (VALUES {_values(len(chunk))})"
+                    for table in ("hs_attempts", "hs_events", "hs_deliveries"):
+                        self._writer.run(f"DELETE FROM {table} WHERE {match}", _flat(chunk))  # noqa: S608
+            deleted += len(keys)
+            if len(keys) < batch:
+                return deleted
+
+    def count(self) -> int:
+        """Rows stored, expired or not (for tests and benchmarks)."""
+        with self._read_lock:
+            [(total,)] = self._reader.rows("SELECT COUNT(*) FROM hs_deliveries")
+        return int(total)
+
+
+def _row(values: Sequence[Any]) -> DeliveryRow:
+    return DeliveryRow(
+        webhook_id=values[0],
+        delivery_id=values[1],
+        webhook_name=values[2],
+        trigger=values[3],
+        triggered_at=values[4],
+        first_attempt_at=values[5],
+        events_json=values[6],
+        event_ids=json.loads(values[7]),
+        payload=values[8],
+        redelivered_at=values[9],
+        last_at=values[10],
+        last_attempt=values[11],
+        last_final=bool(values[12]),
+        last_outcome=values[13],
+        last_http_status=values[14],
+    )
+
+
+def _attempt_values(status: DeliveryStatus) -> tuple[Any, ...]:
+    return (
+        status.webhook_id,
+        status.delivery_id,
+        status.attempt,
+        status.attempted_at,
+        status.outcome.value,
+        int(status.final),
+        status.http_status,
+        status.response_excerpt,
+        status.error,
+        status.duration_ms,
+        status.next_attempt_at,
+    )
+
+
+def _attempt_out(values: Sequence[Any]) -> AttemptOut:
+    return AttemptOut(
+        attempt=values[0],
+        at=values[1],
+        outcome=Outcome(values[2]),
+        final=bool(values[3]),
+        http_status=values[4],
+        response_excerpt=values[5],
+        error=values[6],
+        duration_ms=values[7],
+        next_attempt_at=values[8],
+    )
+
+
+def _delivery_out(row: DeliveryRow, attempts: list[AttemptOut]) -> DeliveryOut:
+    return DeliveryOut(
+        delivery_id=row.delivery_id,
+        webhook_id=row.webhook_id,
+        webhook_name=row.webhook_name,
+        trigger=row.trigger,
+        triggered_at=row.fired_at(),
+        outcome=row.outcome(),
+        redelivered=row.redelivered_at is not None,
+        event_ids=row.event_ids,
+        events=row.events(),
+        attempts=attempts,
+        payload=row.payload,
+    )

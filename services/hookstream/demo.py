@@ -1,9 +1,10 @@
 """``hookstream demo``: the whole system on one machine, with a receiver that shows what arrives.
 
 It starts (or reuses) the local broker, creates the topics, runs the matcher and the sender as
-child processes, serves a demo receiver on 127.0.0.1, registers three webhooks (portal JSON with
-basic auth, device XML with header auth, and one whose receiver always fails), publishes sample
-events and prints every delivery and status record. It also runs the admin API (with a fresh
+child processes, serves a demo receiver on 127.0.0.1, declares an event type of its own
+(``orders.created``), registers four webhooks (portal JSON with basic auth, device XML with
+header auth, one whose receiver always fails, and one on the declared type, which gets the
+Standard Webhooks body), publishes sample events and prints every delivery and status record. It also runs the admin API (with a fresh
 token it prints), shows the notification status through it, and leaves it up for the CLI.
 Ctrl-C stops everything it started.
 """
@@ -30,6 +31,7 @@ from hookstream.admin.client import AdminClient
 from hookstream.admin.tables import deliveries_table
 from hookstream.client import HookstreamClient
 from hookstream.errors import BrokerAlreadyRunningError
+from hookstream.eventtypes import EventType
 from hookstream.formatting import format_status
 from hookstream.localkafka.broker import HOST, LocalBroker
 from hookstream.models import (
@@ -101,8 +103,32 @@ def _admin_port(preferred: int) -> int:
     raise OSError(f"no free port on {HOST} for the admin API")
 
 
+#: A producer's own event type, declared in the catalog (docs/events.md, "Event types").
+ORDER_CREATED = EventType(
+    source="orders",
+    operation="created",
+    description="A customer placed an order (the demo's own event type).",
+    json_schema={
+        "type": "object",
+        "required": ["total"],
+        "properties": {"total": {"type": "number"}, "currency": {"type": "string"}},
+    },
+    example={"total": 42.5, "currency": "EUR"},
+)
+
+
+def demo_custom_webhook(run: str, base_url: str) -> WebhookConfig:
+    """A webhook on the declared ``orders.created`` type: Standard Webhooks JSON body."""
+    return WebhookConfig(
+        webhook_id=f"demo-orders-{run}",
+        name="New orders (a declared event type)",
+        payload_url=f"{base_url}/orders",
+        triggers=["/orders/created"],
+    )
+
+
 def demo_webhooks(run: str, base_url: str) -> list[WebhookConfig]:
-    """The three sample webhooks of one demo run."""
+    """The three sample webhooks of one demo run (on the built-in vocabularies)."""
     return [
         WebhookConfig(
             webhook_id=f"demo-items-{run}",
@@ -166,6 +192,14 @@ def demo_events() -> list[DomainEvent]:
             operation="delete",
             resource_id="g-1",
             occurred_at=now,
+        ),
+        DomainEvent(
+            event_id=str(uuid.uuid4()),
+            source="orders",
+            operation="created",
+            resource_id="o-1001",
+            occurred_at=now,
+            properties={"total": 42.5, "currency": "EUR"},
         ),
     ]
 
@@ -263,8 +297,11 @@ def _exercise(
 ) -> int:
     run = uuid.uuid4().hex[:8]
     webhooks = demo_webhooks(run, base_url)
+    custom = demo_custom_webhook(run, base_url)
     ids = {webhook.webhook_id for webhook in webhooks}
     with HookstreamClient(bootstrap, settings.topics, settings.kafka_security) as client:
+        client.declare_event_type(ORDER_CREATED)
+        print(f"declared event type {ORDER_CREATED.name} (hookstream event-types list)")
         for webhook in webhooks:
             client.register_webhook(webhook)
             print(
@@ -272,12 +309,15 @@ def _exercise(
                 f"-> {webhook.payload_url}"
             )
         client.wait_for_webhooks(ids, timeout_s=WAIT_S)
+        _register_on_declared_type(client, custom)
+        webhooks.append(custom)
+        ids.add(custom.webhook_id)
         for event in demo_events():
             client.publish_event(event)
             print(f"published event {event.source}/{event.operation} {event.resource_id}")
         print("status records (one per attempt):")
-        # Expected: 2 delivered, 2 failed attempts of the failing one, and its deactivation.
-        expected = 5
+        # Expected: 3 delivered, 2 failed attempts of the failing one, and its deactivation.
+        expected = 6
         seen = 0
         deadline = time.monotonic() + WAIT_S
         for status in client.statuses(timeout_s=WAIT_S, from_beginning=True):
@@ -303,6 +343,24 @@ def _exercise(
     )
     while True:
         time.sleep(3600)
+
+
+def _register_on_declared_type(client: HookstreamClient, webhook: WebhookConfig) -> None:
+    """Register a webhook on a declared type. The registry checks triggers against its own view
+    of the catalog, which follows the catalog topic: a command that raced ahead of the type is
+    refused (dead-lettered), so it is sent once more after a short wait."""
+    for attempt in (1, 2):
+        client.register_webhook(webhook)
+        try:
+            client.wait_for_webhooks({webhook.webhook_id}, timeout_s=WAIT_S / 4 * attempt)
+        except TimeoutError:
+            if attempt == 2:
+                raise
+            continue
+        print(
+            f"registered webhook {webhook.webhook_id}: {webhook.triggers} -> {webhook.payload_url}"
+        )
+        return
 
 
 def _show_notification_status(admin: AdminAccess, webhook_ids: list[str]) -> int:

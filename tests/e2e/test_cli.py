@@ -27,6 +27,14 @@ def test_help_explains_every_subcommand() -> None:
         [*HOOKSTREAM, "kafka", "--help"], capture_output=True, text=True, timeout=60, check=False
     )
     assert all(action in kafka.stdout for action in ("start", "stop", "status"))
+    start = subprocess.run(
+        [*HOOKSTREAM, "kafka", "start", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "--brokers N" in start.stdout
 
 
 def test_invalid_settings_are_refused_with_the_field_named() -> None:
@@ -60,13 +68,15 @@ def test_demo_delivers_and_shows_status(kafka_bootstrap: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "receiver <- POST /items [application/json] auth=basic" in result.stdout
     assert "receiver <- POST /computers [text/xml; charset=utf-8] auth=header" in result.stdout
+    assert "receiver <- POST /orders [application/json]" in result.stdout
+    assert "declared event type orders.created" in result.stdout
     assert "deactivated" in result.stdout
-    # The notification status of the three webhooks, read back through the admin API.
+    # The notification status of the four webhooks, read back through the admin API.
     shown = result.stdout.split("notification status, from the admin API at", 1)[1]
-    assert shown.count("webhook demo-") == 3
-    assert shown.count(" delivered ") == 2 and shown.count(" failed ") == 1, shown
+    assert shown.count("webhook demo-") == 4
+    assert shown.count(" delivered ") == 3 and shown.count(" failed ") == 1, shown
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary == {"demo": "ok", "status_records": 5}
+    assert summary == {"demo": "ok", "status_records": 6}
     assert "demo-password" not in result.stdout + result.stderr
 
 

@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint typecheck unit integration bench clean
+.PHONY: setup run test lint typecheck unit integration bench chaos clean
 
 setup:
 	./scripts/bootstrap.sh
@@ -22,6 +22,11 @@ test: lint typecheck
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+# Kill -9 brokers and services of a local three-broker cluster under load; not part of `test`.
+# CHAOS_ARGS, e.g. `make chaos CHAOS_ARGS="--minutes 3"`.
+chaos: setup
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

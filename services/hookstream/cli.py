@@ -9,6 +9,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import aiokafka.errors
 import kafka.errors
@@ -22,6 +23,9 @@ from hookstream.formatting import format_status
 from hookstream.logs import configure_logging
 from hookstream.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from hookstream.localkafka.cluster import LocalCluster
+
 log = logging.getLogger("hookstream")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -29,7 +33,41 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.localkafka.broker import LocalBroker
+    from hookstream.localkafka.cluster import LocalCluster
 
+    brokers = args.brokers or settings.local_kafka.brokers
+    if brokers > 1:
+        if LocalBroker(settings.local_kafka).info() is not None:
+            print(
+                "hookstream: the single local broker runs; `hookstream kafka stop` it before "
+                "starting a cluster",
+                file=sys.stderr,
+            )
+            return 1
+        cluster = LocalCluster(settings.local_kafka, brokers)
+        try:
+            cluster.start()
+        except BrokerAlreadyRunningError as exc:
+            print(f"already running: {exc}")
+            return 0
+        print(
+            f"Kafka {settings.local_kafka.version}: a cluster of {brokers} brokers is ready at "
+            f"{cluster.bootstrap}"
+        )
+        print(f"logs: {cluster.workdir}/node-*/broker.log")
+        print(
+            "create the topics replicated on it: "
+            f"HOOKSTREAM_TOPICS__REPLICATION_FACTOR={min(brokers, 3)} hookstream topics create"
+        )
+        return 0
+    existing = LocalCluster.existing(settings.local_kafka)
+    if existing is not None and existing.running():
+        print(
+            f"hookstream: a local cluster runs at {existing.bootstrap}; `hookstream kafka stop` "
+            f"it before starting the single broker",
+            file=sys.stderr,
+        )
+        return 1
     broker = LocalBroker(settings.local_kafka)
     try:
         info = broker.start()
@@ -43,24 +81,65 @@ def _kafka_start(args: argparse.Namespace, settings: Settings) -> int:
 
 def _kafka_stop(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.localkafka.broker import LocalBroker
+    from hookstream.localkafka.cluster import LocalCluster
 
+    stopped = False
     if LocalBroker(settings.local_kafka).stop():
         print("stopped the local Kafka broker")
-    else:
+        stopped = True
+    cluster = LocalCluster.existing(settings.local_kafka)
+    if cluster is not None and cluster.stop():
+        print(f"stopped the local Kafka cluster of {cluster.brokers} brokers")
+        stopped = True
+    if not stopped:
         print("no local Kafka broker was running")
     return 0
 
 
 def _kafka_status(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.localkafka.broker import LocalBroker, broker_ready
+    from hookstream.localkafka.cluster import LocalCluster
 
     info = LocalBroker(settings.local_kafka).info()
-    if info is None:
+    if info is not None:
+        state = "ready" if broker_ready(info.bootstrap) else "starting or not answering"
+        print(f"running (pid {info.pid}) at {info.bootstrap}: {state}; logs: {info.log_file}")
+        return 0
+    cluster = LocalCluster.existing(settings.local_kafka)
+    if cluster is None or not cluster.running():
         print("not running")
         return 3
-    state = "ready" if broker_ready(info.bootstrap) else "starting or not answering"
-    print(f"running (pid {info.pid}) at {info.bootstrap}: {state}; logs: {info.log_file}")
+    _print_cluster(cluster, settings)
     return 0
+
+
+def _print_cluster(cluster: LocalCluster, settings: Settings) -> None:
+    """Each broker up or down, then who leads each partition of hookstream's topics."""
+    from hookstream.localkafka.cluster import live_broker_ids, partition_states
+
+    live = set(live_broker_ids(cluster.bootstrap))
+    print(f"local cluster of {cluster.brokers} brokers at {cluster.bootstrap}")
+    for node in cluster.nodes():
+        if node.node_id in live:
+            state = "up"
+        elif node.pid is not None:
+            state = "starting or not answering"
+        else:
+            state = "down"
+        pid = f"pid {node.pid}" if node.pid is not None else "no process"
+        print(f"  broker {node.node_id}  {node.address}  {state} ({pid})")
+    states = partition_states(cluster.bootstrap, settings.topics.all_names())
+    if not states:
+        print("no hookstream topics yet: `hookstream topics create`")
+        return
+    print("partition leaders (topic: partition=leader [in-sync replicas]):")
+    by_topic: dict[str, list[str]] = {}
+    for part in states:
+        leader = str(part.leader) if part.leader >= 0 else "NONE"
+        isr = ",".join(str(r) for r in part.isr)
+        by_topic.setdefault(part.topic, []).append(f"{part.partition}={leader} [{isr}]")
+    for topic, parts in by_topic.items():
+        print(f"  {topic}: {'  '.join(parts)}")
 
 
 def _topics_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -182,17 +261,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hookstream {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker (KRaft)")
+    kafka = commands.add_parser(
+        "kafka", help="run a local Kafka broker (KRaft), or a cluster of several"
+    )
     kafka_commands = kafka.add_subparsers(dest="action", required=True, metavar="ACTION")
-    kafka_commands.add_parser(
+    start = kafka_commands.add_parser(
         "start", help="fetch the jars once, format storage, start and wait until ready"
-    ).set_defaults(handler=_kafka_start)
-    kafka_commands.add_parser("stop", help="stop the local broker cleanly").set_defaults(
+    )
+    start.add_argument(
+        "--brokers",
+        type=int,
+        choices=range(1, 6),
+        metavar="N",
+        help="run N nodes (broker and controller each, 1-5) as one cluster; default "
+        "HOOKSTREAM_LOCAL_KAFKA__BROKERS (1)",
+    )
+    start.set_defaults(handler=_kafka_start)
+    kafka_commands.add_parser("stop", help="stop the local broker or cluster").set_defaults(
         handler=_kafka_stop
     )
-    kafka_commands.add_parser("status", help="say whether the local broker runs").set_defaults(
-        handler=_kafka_status
-    )
+    kafka_commands.add_parser(
+        "status",
+        help="say whether the local broker runs; for a cluster, each broker and the partition "
+        "leaders of hookstream's topics",
+    ).set_defaults(handler=_kafka_status)
 
     topics = commands.add_parser("topics", help="manage hookstream's topics")
     topic_commands = topics.add_subparsers(dest="action", required=True, metavar="ACTION")

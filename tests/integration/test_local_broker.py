@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from kafka import KafkaAdminClient
 
 from hookstream.settings import LocalKafkaSettings
+from hookstream.topics import describe
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +92,41 @@ def test_java_missing_is_said_plainly(home: Path, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "'java' was not found on PATH" in result.stderr
     assert "Java 17" in result.stderr
+
+
+def test_three_broker_cluster_start_topics_status_stop(home: Path) -> None:
+    """`kafka start --brokers 3`: three nodes, topics with 3 replicas and min ISR 2, the leaders
+    in `kafka status`, and `kafka stop` stops them all."""
+    env = _env(home)
+    started = _run(["kafka", "start", "--brokers", "3"], env)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "a cluster of 3 brokers is ready at" in started.stdout
+        bootstrap = started.stdout.split("is ready at ", 1)[1].split()[0]
+        assert len(bootstrap.split(",")) == 3
+        single = _run(["kafka", "start"], env)
+        assert single.returncode == 1
+        assert "a local cluster runs" in single.stderr
+        created = _run(["topics", "create"], {**env, "HOOKSTREAM_TOPICS__REPLICATION_FACTOR": "3"})
+        assert created.returncode == 0, created.stderr
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            state = describe(admin, ["hookstream.deliveries"])["hookstream.deliveries"]
+            assert state.replication_factor == 3
+            assert state.configs["min.insync.replicas"] == "2"
+            assert state.configs["unclean.leader.election.enable"] == "false"
+        finally:
+            admin.close()
+        status = _run(["kafka", "status"], env)
+        assert status.returncode == 0, status.stderr
+        for node_id in (1, 2, 3):
+            assert f"broker {node_id}  127.0.0.1:" in status.stdout
+        assert status.stdout.count("  up (pid ") == 3
+        assert "hookstream.deliveries: 0=" in status.stdout
+    finally:
+        stopped = _run(["kafka", "stop"], env)
+    assert stopped.returncode == 0
+    assert "stopped the local Kafka cluster of 3 brokers" in stopped.stdout
+    after = _run(["kafka", "status"], env)
+    assert after.returncode == 3
+    assert "not running" in after.stdout

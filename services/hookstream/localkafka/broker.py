@@ -1,4 +1,5 @@
-"""Fetch, format, start and stop a single-node Apache Kafka broker (KRaft) for dev and tests."""
+"""Fetch, format, start and stop a local Apache Kafka broker (KRaft) for dev and tests; one node
+of a local cluster too (see ``localkafka.cluster``)."""
 
 from __future__ import annotations
 
@@ -125,9 +126,10 @@ def _fetch(settings: LocalKafkaSettings, pom: str, folder: str, expected: str) -
 
 
 def _server_properties(
-    data_dir: Path, port: int, controller_port: int, extra: Mapping[str, str]
+    data_dir: Path, port: int, controller_port: int, extra: Mapping[str, str | None]
 ) -> str:
-    """The broker's configuration; ``extra`` adds properties or replaces defaults by name."""
+    """The broker's configuration; ``extra`` adds properties or replaces defaults by name (None
+    removes one, as a cluster node removes the single node's quorum bootstrap)."""
     defaults = [
         "process.roles=broker,controller",
         "node.id=1",
@@ -149,12 +151,15 @@ def _server_properties(
         "auto.create.topics.enable=false",
         "log.cleaner.backoff.ms=1000",
     ]
-    properties = dict(line.split("=", 1) for line in defaults)
+    properties: dict[str, str | None] = {}
+    for line in defaults:
+        name, value = line.split("=", 1)
+        properties[name] = value
     properties.update(extra)
-    return "".join(f"{name}={value}\n" for name, value in properties.items())
+    return "".join(f"{name}={value}\n" for name, value in properties.items() if value is not None)
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     """A KRaft cluster id as Kafka's ``Uuid.randomUuid`` makes it (base64url of 16 random bytes,
     never starting with '-'), without starting a JVM for it."""
     while True:
@@ -201,14 +206,20 @@ class LocalBroker:
         self,
         settings: LocalKafkaSettings,
         workdir: Path | None = None,
-        extra_properties: Mapping[str, str] | None = None,
+        extra_properties: Mapping[str, str | None] | None = None,
         format_args: Sequence[str] = (),
+        cluster_id: str | None = None,
+        jvm_options: Sequence[str] = (),
     ) -> None:
         """``extra_properties`` and ``format_args`` (e.g. ``--add-scram ...``) are for brokers
-        that need more than the development defaults, such as one with TLS and SASL."""
+        that need more than the development defaults, such as one with TLS and SASL; the nodes of
+        one cluster share a ``cluster_id`` and a static ``controller.quorum.voters`` in
+        ``extra_properties`` (then storage is formatted without ``--standalone``)."""
         self.settings = settings
         self.extra_properties = dict(extra_properties or {})
         self.format_args = list(format_args)
+        self.cluster_id = cluster_id
+        self.jvm_options = list(jvm_options)
         self.workdir = workdir or settings.home / "broker"
         self.state_file = self.workdir / _STATE_FILE
         self.log_file = self.workdir / "broker.log"
@@ -234,6 +245,13 @@ class LocalBroker:
 
     def start(self) -> BrokerInfo:
         """Start the broker in the background and return once it answers metadata requests."""
+        info = self.launch()
+        self.wait_ready(info)
+        return info
+
+    def launch(self) -> BrokerInfo:
+        """Start the broker in the background without waiting: the nodes of a cluster are
+        launched together, since none answers before a majority of controllers runs."""
         running = self.info()
         if running is not None:
             raise BrokerAlreadyRunningError(
@@ -267,7 +285,8 @@ class LocalBroker:
             java,
             f"-Xmx{self.settings.heap}",
             f"-Xms{self.settings.heap}",
-            "-XX:+UseG1GC",
+            *self.jvm_options,
+            *([] if any(o.endswith("GC") for o in self.jvm_options) else ["-XX:+UseG1GC"]),
             "-XX:TieredStopAtLevel=1",
             f"-Dlog4j2.configurationFile={log_config}",
             f"-Dkafka.logs.dir={self.workdir}",
@@ -296,7 +315,6 @@ class LocalBroker:
                 }
             )
         )
-        self._wait_ready(process, info)
         return info
 
     def _format(self, java: str, classpath: str, properties: Path) -> None:
@@ -308,10 +326,10 @@ class LocalBroker:
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                _cluster_id(),
+                self.cluster_id or new_cluster_id(),
                 "-c",
                 str(properties),
-                "--standalone",
+                *([] if "controller.quorum.voters" in self.extra_properties else ["--standalone"]),
                 *self.format_args,
             ],
             capture_output=True,
@@ -324,15 +342,12 @@ class LocalBroker:
                 f"{(formatted.stdout + formatted.stderr)[-2000:]}"
             )
 
-    def _wait_ready(self, process: subprocess.Popen[bytes], info: BrokerInfo) -> None:
+    def wait_ready(self, info: BrokerInfo) -> None:
+        """Return once the launched broker answers a metadata request; stop it and raise with
+        the log's tail if it exits or the start timeout passes."""
         deadline = time.monotonic() + self.settings.start_timeout_s
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.state_file.unlink(missing_ok=True)
-                raise LocalBrokerError(
-                    f"the Kafka broker exited with code {process.returncode} while starting; "
-                    f"see {self.log_file}:\n{self._log_tail()}"
-                )
+            self.check_alive()
             if broker_ready(info.bootstrap):
                 return
             time.sleep(0.5)
@@ -342,6 +357,17 @@ class LocalBroker:
             f"see {self.log_file}:\n{self._log_tail()}"
         )
 
+    def check_alive(self) -> None:
+        """Raise with the log's tail if the process this object launched has exited."""
+        process = self._process
+        if process is not None and process.poll() is not None:
+            self.state_file.unlink(missing_ok=True)
+            self._process = None
+            raise LocalBrokerError(
+                f"the Kafka broker exited with code {process.returncode} while starting; "
+                f"see {self.log_file}:\n{self._log_tail()}"
+            )
+
     def _log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
@@ -350,10 +376,31 @@ class LocalBroker:
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after ``timeout_s``); False if none ran."""
+        if not self.signal_stop():
+            return False
+        self.wait_stopped(timeout_s)
+        return True
+
+    def signal_stop(self, sig: int = signal.SIGTERM) -> bool:
+        """Send ``sig`` (SIGTERM: a controlled shutdown) without waiting; False if none ran."""
         info = self.info()
         if info is None:
             return False
-        os.kill(info.pid, signal.SIGTERM)
+        os.kill(info.pid, sig)
+        return True
+
+    def kill(self) -> bool:
+        """kill -9: the broker dies at once, as on a power cut; False if none ran."""
+        if not self.signal_stop(signal.SIGKILL):
+            return False
+        self.wait_stopped(30.0)
+        return True
+
+    def wait_stopped(self, timeout_s: float = 30.0) -> None:
+        """Wait for a signalled broker to exit, SIGKILL it after ``timeout_s``, forget its pid."""
+        info = self.info()
+        if info is None:
+            return
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and _pid_alive(info.pid):
             _reap(info.pid)
@@ -366,7 +413,6 @@ class LocalBroker:
         if self._process is not None:
             self._process.wait(timeout=10)
             self._process = None
-        return True
 
 
 def _reap(pid: int) -> None:

@@ -102,8 +102,26 @@ def _webhook_body(args: argparse.Namespace) -> dict[str, Any]:
         body["auth"] = {"kind": "basic", "username": args.basic_user, "password": password}
     elif args.header_file is not None:
         body["auth"] = {"kind": "header", "headers": _read_json(args.header_file)}
+    elif args.token_url is not None:
+        if args.client_id is None or args.client_secret_file is None:
+            raise ValueError("--token-url needs --client-id and --client-secret-file (OAuth2)")
+        oauth = {
+            "kind": "oauth2",
+            "token_url": args.token_url,
+            "client_id": args.client_id,
+            "client_secret": _read_text(args.client_secret_file).strip(),
+            "scope": args.scope,
+            "audience": args.audience,
+        }
+        body["auth"] = {key: value for key, value in oauth.items() if value is not None}
     if args.secret_file is not None:
         body["secret"] = _read_text(args.secret_file).strip()
+    pems = {
+        "ca_bundle": args.ca_bundle_file,
+        "client_cert": args.client_cert_file,
+        "client_key": args.client_key_file,
+    }
+    body.update({field: _read_text(path) for field, path in pems.items() if path is not None})
     return body
 
 
@@ -213,22 +231,66 @@ def _settings_update(args: argparse.Namespace, settings: Settings) -> int:
 def _deliveries_list(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.admin.tables import deliveries_table
 
+    params = {
+        "outcome": args.outcome,
+        "http_status": args.http_status,
+        "event_id": args.event,
+        "trigger": args.trigger,
+        "since": _epoch_ms(args.since) if args.since else None,
+        "until": _epoch_ms(args.until) if args.until else None,
+        "start": args.start,
+        "num": args.num,
+        "cursor": args.cursor,
+    }
     with _client(args, settings) as client:
-        page = client.list_deliveries(
-            args.webhook_id,
-            outcome=args.outcome,
-            since=_epoch_ms(args.since) if args.since else None,
-            until=_epoch_ms(args.until) if args.until else None,
-            start=args.start,
-            num=args.num,
-        )
+        if args.webhook_id is None:
+            page = client.search_deliveries(**params)
+        else:
+            page = client.list_deliveries(args.webhook_id, **params)
         return _show(args, page, deliveries_table)
+
+
+def _deliveries_show(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.admin.tables import delivery_detail
+
+    with _client(args, settings) as client:
+        return _show(args, client.get_delivery(args.delivery_id, args.webhook), delivery_detail)
 
 
 def _deliveries_redeliver(args: argparse.Namespace, settings: Settings) -> int:
     with _client(args, settings) as client:
         result = client.redeliver(args.webhook_id, args.delivery_id)
     return _show(args, result, lambda r: f"redelivery of {r['delivery_id']} queued")
+
+
+def _deliveries_recover(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.admin.tables import recovery_detail
+
+    with _client(args, settings) as client:
+        job = client.recover(args.webhook_id, _epoch_ms(args.since))
+    return _show(args, job, recovery_detail)
+
+
+def _deliveries_recovery(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.admin.tables import recovery_detail
+
+    with _client(args, settings) as client:
+        return _show(args, client.get_recovery(args.job_id), recovery_detail)
+
+
+def _deliveries_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.admin.tables import replay_detail
+
+    with _client(args, settings) as client:
+        job = client.replay(args.webhook_id, _epoch_ms(args.since))
+    return _show(args, job, replay_detail)
+
+
+def _deliveries_replayed(args: argparse.Namespace, settings: Settings) -> int:
+    from hookstream.admin.tables import replay_detail
+
+    with _client(args, settings) as client:
+        return _show(args, client.get_replay(args.job_id), replay_detail)
 
 
 def _api_options() -> argparse.ArgumentParser:
@@ -256,6 +318,14 @@ def _webhook_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password-file", help="file holding the basic-auth password")
     parser.add_argument("--header-file", help="JSON file of header authentication")
     parser.add_argument("--secret-file", help="file holding the signing secret (whsec_...)")
+    parser.add_argument("--token-url", help="OAuth2 client credentials: the token endpoint")
+    parser.add_argument("--client-id", help="OAuth2 client id")
+    parser.add_argument("--client-secret-file", help="file holding the OAuth2 client secret")
+    parser.add_argument("--scope", help="OAuth2 scope to ask for (optional)")
+    parser.add_argument("--audience", help="OAuth2 audience to ask for (optional)")
+    parser.add_argument("--ca-bundle-file", help="PEM file of CAs the receiver may chain to")
+    parser.add_argument("--client-cert-file", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--client-key-file", help="PEM private key of the client certificate")
 
 
 def _leaf(
@@ -318,12 +388,57 @@ def add_admin_commands(commands: Subparsers[argparse.ArgumentParser]) -> None:
 
     deliveries = commands.add_parser("deliveries", help="notification status (admin API)")
     group = deliveries.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = _leaf(group, "list", "a webhook's recent deliveries", _deliveries_list, common)
-    listing.add_argument("webhook_id")
+    listing = _leaf(
+        group, "list", "recent deliveries (of one webhook, or all)", _deliveries_list, common
+    )
+    listing.add_argument("webhook_id", nargs="?", help="only this webhook's deliveries")
     listing.add_argument("--outcome", choices=("delivered", "failed", "pending"))
+    listing.add_argument("--http-status", type=int, help="HTTP status of the last attempt")
+    listing.add_argument("--event", help="only deliveries of this event id")
+    listing.add_argument("--trigger", help="only deliveries of this trigger")
     listing.add_argument("--since", help="fired at or after (epoch ms or ISO 8601, UTC)")
     listing.add_argument("--until", help="fired before (epoch ms or ISO 8601, UTC)")
+    listing.add_argument("--cursor", help="the next_cursor a previous page printed")
     _paging(listing)
+    show = _leaf(
+        group, "show", "one delivery: attempts, answers, payload", _deliveries_show, common
+    )
+    show.add_argument("delivery_id")
+    show.add_argument("--webhook", help="the delivery's webhook id (optional)")
     again = _leaf(group, "redeliver", "send a delivery again", _deliveries_redeliver, common)
     again.add_argument("webhook_id")
     again.add_argument("delivery_id")
+    recover = _leaf(
+        group,
+        "recover",
+        "send every failed delivery of a webhook since a time again (one job; repeating the "
+        "same command finds the same job)",
+        _deliveries_recover,
+        common,
+    )
+    recover.add_argument("webhook_id")
+    recover.add_argument(
+        "--since", required=True, help="fired at or after (epoch ms or ISO 8601, UTC)"
+    )
+    progress = _leaf(
+        group, "recover-status", "progress of a recovery job", _deliveries_recovery, common
+    )
+    progress.add_argument("job_id")
+    replay = _leaf(
+        group,
+        "replay",
+        "match the event topics again for one webhook from a time (after an outage; same "
+        "delivery ids as a live match)",
+        _deliveries_replay,
+        common,
+    )
+    replay.add_argument("webhook_id")
+    replay.add_argument(
+        "--since", required=True, help="events written at or after (epoch ms or ISO 8601, UTC)"
+    )
+    replayed = _leaf(group, "replay-status", "progress of a replay", _deliveries_replayed, common)
+    replayed.add_argument("job_id")
+
+    from hookstream.event_types_cli import add_event_type_commands
+
+    add_event_type_commands(commands, common)

@@ -5,7 +5,8 @@ per webhook is the TLS (its CA bundle and client certificate). ``using(context)`
 requests made inside it (a context variable, so concurrent deliveries in their own tasks do not
 see each other's), and ``EgressTransport`` hands it to aiohttp per request. aiohttp keys pooled
 connections by their SSL context too, so a connection that showed one webhook's client
-certificate is never reused for another webhook.
+certificate is never reused for another webhook. With an egress proxy, ``ProxyRoutes`` picks
+the route of each request and pins a proxied target to the address the SSRF guard checked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
+from typing import Any
 
 import httpx
 from aiohttp import ClientSession, ClientTimeout
@@ -22,8 +25,12 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
 from hookstream.delivery import AttemptResult, post
-from hookstream.models import WebhookConfig
+from hookstream.models import AuthKind, WebhookConfig
+from hookstream.oauth import OAuthTokens, TokenError
 from hookstream.payloads import Payload
+from hookstream.proxy import ProxyRoutes, Route
+from hookstream.settings import Settings
+from hookstream.ssrf import AddressPolicy
 from hookstream.tls import TlsContexts, TlsSettingsError
 
 #: The SSL context of the request being made in this task; None: the client's default.
@@ -40,13 +47,28 @@ def using(context: ssl.SSLContext | None) -> Iterator[None]:
         _REQUEST_SSL.reset(token)
 
 
+def proxy_routes(settings: Settings) -> ProxyRoutes | None:
+    """The egress proxy's routing for these settings, or None without a proxy."""
+    security = settings.security
+    if security.proxy is None:
+        return None
+    return ProxyRoutes(security.proxy, security.no_proxy, AddressPolicy(security.allow_networks))
+
+
 class EgressTransport(AiohttpTransport):
-    """The aiohttp transport, with the SSL context of the current webhook per request."""
+    """The aiohttp transport, with the SSL context of the current webhook per request, and
+    through the egress proxy where ``routes`` says so (hookstream.proxy)."""
+
+    def __init__(self, *args: Any, routes: ProxyRoutes | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.routes = routes
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not isinstance(self.client, ClientSession):
             self.client = self.get_client()
         timeout = request.extensions.get("timeout", {})
+        # Before anything is sent: a proxied target is resolved and checked here.
+        route = await self.routes.route(request.url) if self.routes else Route(request.url)
         with map_aiohttp_exceptions():
             data: object
             try:
@@ -56,7 +78,7 @@ class EgressTransport(AiohttpTransport):
                 request.headers.pop("transfer-encoding", None)  # aiohttp frames it
             response = await self.client.request(
                 method=request.method,
-                url=str(request.url),
+                url=str(route.url),
                 headers=request.headers,
                 data=data,
                 allow_redirects=False,
@@ -69,6 +91,8 @@ class EgressTransport(AiohttpTransport):
                 ),
                 # True: the connector's context (certifi and the operator's extra CAs).
                 ssl=_REQUEST_SSL.get() or True,
+                proxy=route.proxy,
+                server_hostname=route.server_hostname,
             ).__aenter__()
         extensions = {"http_version": b"HTTP/1.1"}
         if response.reason:
@@ -92,12 +116,17 @@ async def send(
     total_timeout_s: float,
     excerpt_bytes: int,
     contexts: TlsContexts,
+    tokens: OAuthTokens | None = None,
 ) -> AttemptResult:
-    """POST once with the webhook's connection settings (its TLS); never raises but on cancel.
+    """POST once with the webhook's connection settings (its TLS, its OAuth2 token); never
+    raises but on cancel.
 
     Deliveries and the admin's ping both come here, so a ping tries exactly what a delivery
     will. TLS fields that cannot be used (a client certificate expired since it was uploaded)
-    are a permanent failure that names the field, before anything is sent.
+    are a permanent failure that names the field, before anything is sent. An OAuth2 webhook's
+    token comes from ``tokens`` (fetched through this client, with this TLS); a token endpoint
+    that fails is a failed attempt saying so, and a 401 from the receiver fetches the token
+    again once and repeats the POST.
     """
     started = time.perf_counter()
     try:
@@ -107,7 +136,32 @@ async def send(
             config.client_key.get_secret_value() if config.client_key is not None else None,
         )
     except (TlsSettingsError, ValueError) as exc:
-        elapsed = (time.perf_counter() - started) * 1000
-        return AttemptResult(None, None, str(exc), elapsed, permanent=True)
+        return AttemptResult(None, None, str(exc), _ms_since(started), permanent=True)
     with using(None if context is contexts.default else context):
-        return await post(client, url, payload, headers, timeout, total_timeout_s, excerpt_bytes)
+        if config.auth.kind is not AuthKind.OAUTH2:
+            return await post(
+                client, url, payload, headers, timeout, total_timeout_s, excerpt_bytes
+            )
+        if tokens is None:
+            reason = "an oauth2 webhook needs a token cache here (a bug: report it)"
+            return AttemptResult(None, None, reason, 0.0, permanent=True)
+        rejected: str | None = None
+        for _ in range(2):
+            try:
+                token = await tokens.bearer(client, config, timeout, rejected=rejected)
+            except TokenError as exc:
+                return AttemptResult(
+                    None, None, str(exc), _ms_since(started), permanent=exc.permanent
+                )
+            signed = {**headers, "Authorization": f"Bearer {token}"}
+            result = await post(
+                client, url, payload, signed, timeout, total_timeout_s, excerpt_bytes
+            )
+            if result.http_status != 401:
+                break
+            rejected = token
+        return replace(result, duration_ms=_ms_since(started))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -108,6 +108,8 @@ class AuthKind(StrEnum):
     NONE = "none"
     BASIC = "basic"
     HEADER = "header"
+    #: OAuth2 client credentials: a bearer token fetched from ``token_url`` (hookstream.oauth).
+    OAUTH2 = "oauth2"
 
 
 class PayloadFormat(StrEnum):
@@ -160,6 +162,33 @@ def check_header(name: str, value: str) -> None:
             f"(visible characters, space and tab; no CR, LF, NUL or other control characters, "
             f"no characters beyond ASCII)"
         )
+
+
+def check_absolute_url(value: str, field: str) -> None:
+    """Refuse a URL the sender cannot POST to as written (the scheme rule and the SSRF guard
+    are applied where it is written and before every request). Messages never repeat the URL:
+    validation errors carry no input values."""
+    if any(char.isspace() or ord(char) < 0x20 or char == "\x7f" for char in value):
+        raise ValueError(f"{field} contains white space or a control character")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{field} must be an absolute https:// URL")
+    if parts.username or parts.password:
+        raise ValueError(f"{field} cannot carry credentials; use the authentication fields")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ValueError(f"{field} has an invalid port (1 to 65535)") from None
+    try:
+        # Parsed as the sender's HTTP client will: it IDNA-encodes a non-ASCII host name
+        # (refusing one that is not a valid internationalised domain name) and checks a
+        # literal IP address; an ASCII "xn--" label must decode back (``host`` does that).
+        httpx.URL(value).host  # noqa: B018
+    except (httpx.InvalidURL, ValueError):  # idna raises a UnicodeError of its own
+        raise ValueError(
+            f"{field} cannot be sent to: its host is not a valid host name, IP address "
+            "or internationalised domain name"
+        ) from None
 
 
 def check_text(value: str, what: str) -> None:
@@ -275,6 +304,22 @@ class WebhookAuth(_Record):
     username: str | None = Field(default=None, max_length=256)
     password: SecretStr | None = Field(default=None, max_length=1024)
     headers: dict[str, SecretStr] = Field(default_factory=dict, max_length=MAX_AUTH_HEADERS)
+    token_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="OAuth2: the token endpoint the client credentials are posted to (https).",
+    )
+    client_id: str | None = Field(default=None, min_length=1, max_length=1024)
+    client_secret: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
+    scope: str | None = Field(default=None, min_length=1, max_length=1024)
+    audience: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_absolute_url(value, "token_url")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -300,6 +345,21 @@ class WebhookAuth(_Record):
                 )
         elif self.headers:
             raise ValueError(f"headers are only for header authentication, not {self.kind}")
+        oauth = ("token_url", "client_id", "client_secret", "scope", "audience")
+        if self.kind is AuthKind.OAUTH2:
+            missing = [
+                n for n in ("token_url", "client_id", "client_secret") if not getattr(self, n)
+            ]
+            if missing:
+                raise ValueError(f"oauth2 authentication needs {', '.join(missing)}")
+            for name in ("client_id", "scope", "audience"):
+                value = getattr(self, name)
+                if value is not None and not _HEADER_VALUE.match(value):
+                    raise ValueError(f"{name} must be printable ASCII")
+        elif any(getattr(self, name) is not None for name in oauth):
+            raise ValueError(
+                f"{', '.join(oauth)} are only for oauth2 authentication, not {self.kind}"
+            )
         return self
 
 
@@ -400,28 +460,7 @@ class WebhookConfig(_Record):
     @field_validator("payload_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        # Messages never repeat the URL: validation errors carry no input values.
-        if any(char.isspace() or ord(char) < 0x20 or char == "\x7f" for char in value):
-            raise ValueError("payload_url contains white space or a control character")
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("payload_url must be an absolute https:// URL")
-        if parts.username or parts.password:
-            raise ValueError("payload_url cannot carry credentials; use basic authentication")
-        try:
-            parts.port  # noqa: B018 - urlsplit checks the port only when asked
-        except ValueError:
-            raise ValueError("payload_url has an invalid port (1 to 65535)") from None
-        try:
-            # Parsed as the sender's HTTP client will: it IDNA-encodes a non-ASCII host name
-            # (refusing one that is not a valid internationalised domain name) and checks a
-            # literal IP address; an ASCII "xn--" label must decode back (``host`` does that).
-            httpx.URL(value).host  # noqa: B018
-        except (httpx.InvalidURL, ValueError):  # idna raises a UnicodeError of its own
-            raise ValueError(
-                "payload_url cannot be sent to: its host is not a valid host name, IP address "
-                "or internationalised domain name"
-            ) from None
+        check_absolute_url(value, "payload_url")
         return value
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hookstream.proxy import check_proxy_url
 from hookstream.tls import check_ca_file
 
 
@@ -241,6 +242,36 @@ class SecuritySettings(BaseModel):
         "CA), trusted beside the public ones; a webhook may add its own ca_bundle.",
     )
 
+    proxy: str | None = Field(
+        default=None,
+        description="Egress proxy every request to receivers and token endpoints goes through "
+        "(http://host:port; CONNECT for https targets). The target is still resolved and "
+        "checked by the SSRF guard first; the proxy's own address is allowed as configured.",
+    )
+    no_proxy: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Targets reached without the proxy (comma-separated): host names with their "
+        "subdomains (example.com, .example.com) or networks (10.0.0.0/8).",
+    )
+
+    @field_validator("proxy", mode="before")
+    @classmethod
+    def _proxy(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None  # HOOKSTREAM_SECURITY__PROXY= (empty) is unset, as in compose files
+        if isinstance(value, str):
+            check_proxy_url(value)
+        return value
+
+    @field_validator("no_proxy", mode="before")
+    @classmethod
+    def _split_no_proxy(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     @field_validator("ca_bundle")
     @classmethod
     def _ca_bundle(cls, value: Path | None) -> Path | None:
@@ -288,6 +319,20 @@ class AdminSettings(BaseModel):
     )
     write_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="How long a write waits to be applied."
+    )
+    history_backend: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="Where the delivery history is kept: sqlite (a file, one admin replica) or "
+        "postgres (shared by replicas).",
+    )
+    history_path: Path | None = Field(
+        default=None,
+        description="SQLite file of the delivery history, on a volume; unset: "
+        "<temp dir>/hookstream-admin/<app id>-history.sqlite3 (not durable).",
+    )
+    history_dsn: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL connection string of the delivery history (postgres backend).",
     )
 
     @field_validator("tokens", mode="before")

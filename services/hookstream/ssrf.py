@@ -232,16 +232,28 @@ class AddressPolicy:
 
 
 class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that resolves once and returns only addresses the policy allows."""
+    """aiohttp resolver that resolves once and returns only addresses the policy allows.
 
-    def __init__(self, policy: AddressPolicy, resolver: AbstractResolver | None = None) -> None:
+    ``exempt`` names hosts the operator configured (the egress proxy): those are not payload
+    URLs, so their addresses are not checked.
+    """
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        resolver: AbstractResolver | None = None,
+        exempt: Iterable[str] = (),
+    ) -> None:
         self.policy = policy
         self._resolver = resolver or DefaultResolver()
+        self.exempt = frozenset(host.lower().rstrip(".") for host in exempt)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._resolver.resolve(host, port, family)
+        if host.lower().rstrip(".") in self.exempt:
+            return results
         for result in results:
             self.policy.check(host, ipaddress.ip_address(result["host"]))
         return results

@@ -126,6 +126,11 @@ def test_webhook_life_cycle(admin: Env, receiver: Receiver) -> None:
         "username": "hook",
         "has_password": True,
         "header_names": [],
+        "token_url": None,
+        "client_id": None,
+        "has_client_secret": False,
+        "scope": None,
+        "audience": None,
     }
     assert hook["has_secret"] and hook["active"] and "secret" not in hook
     sentinel_id = f"sentinel-{_hex()}"

@@ -2,9 +2,9 @@
 
 A ping is not a delivery: it does not go through Kafka, is not recorded on the status topic and
 does not count against the deactivation policy. It goes through the same HTTP client, SSRF
-guard, plain-http rule and connection settings (CA bundles, client certificate) as deliveries
-do, so an administrator can check them before events flow; a URL those refuse is a 422 saying
-why, before anything is sent.
+guard, plain-http rule and connection settings (CA bundles, client certificate, OAuth2 token,
+egress proxy) as deliveries do, so an administrator can check them before events flow; a URL
+those refuse is a 422 saying why, before anything is sent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from hookstream.admin.webhooks import url_refusal
 from hookstream.delivery import request_headers
 from hookstream.directory import family_of
 from hookstream.models import DomainEvent, WebhookConfig, now_ms
+from hookstream.oauth import OAuthTokens
 from hookstream.payloads import build_payload
+from hookstream.ssrf import AddressPolicy
 from hookstream.tls import shared_contexts
 
 PING_TRIGGER = "ping"
@@ -69,6 +71,10 @@ async def ping(state: AdminState, config: WebhookConfig) -> PingResult:
         total_timeout_s=connect + read + 1.0,
         excerpt_bytes=settings.delivery.response_excerpt_bytes,
         contexts=shared_contexts(settings.security.ca_bundle),
+        # A token of its own: a ping checks the credentials as they are now, not a kept token.
+        tokens=OAuthTokens(
+            AddressPolicy(settings.security.allow_networks), settings.delivery.allow_plain_http
+        ),
     )
     status = result.http_status
     return PingResult(

@@ -3,7 +3,7 @@
 Requests are checked by the rules of ``hookstream.models`` (a request becomes a ``WebhookConfig``
 or a ``DeliveryPolicy`` before anything is written), so every rule lives in one place. Responses
 never carry a secret: a password is ``has_password``, header authentication shows header names
-only, a signing secret is ``has_secret``.
+only, an OAuth2 client secret is ``has_client_secret``, a signing secret is ``has_secret``.
 """
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ class WebhookFields(_Request):
     )
     auth: WebhookAuth = Field(
         default_factory=WebhookAuth,
-        description="none, basic (username, password) or header (header name to value). "
-        "Write-only: responses show `has_password` and header names only.",
+        description="none, basic (username, password), header (header name to value) or "
+        "oauth2 (token_url, client_id, client_secret, optional scope and audience: client "
+        "credentials, the bearer token fetched and kept by the sender). Write-only secrets: "
+        "responses show `has_password`, header names and `has_client_secret` only.",
     )
     connect_timeout_s: float | None = Field(default=None, description="Seconds, up to 60.")
     read_timeout_s: float | None = Field(default=None, description="Seconds, up to 60.")
@@ -163,6 +165,13 @@ class AuthOut(BaseModel):
     username: str | None = None
     has_password: bool = False
     header_names: list[str] = Field(default_factory=list)
+    token_url: str | None = Field(default=None, description="oauth2: the token endpoint.")
+    client_id: str | None = Field(default=None, description="oauth2: the client id.")
+    has_client_secret: bool = Field(
+        default=False, description="oauth2: whether a client secret is stored (write-only)."
+    )
+    scope: str | None = None
+    audience: str | None = None
 
 
 class WebhookOut(BaseModel):
@@ -216,6 +225,11 @@ class WebhookOut(BaseModel):
                 username=auth.username,
                 has_password=auth.password is not None,
                 header_names=sorted(auth.headers),
+                token_url=auth.token_url,
+                client_id=auth.client_id,
+                has_client_secret=auth.client_secret is not None,
+                scope=auth.scope,
+                audience=auth.audience,
             ),
             connect_timeout_s=config.connect_timeout_s,
             read_timeout_s=config.read_timeout_s,

@@ -28,6 +28,7 @@ from hookstream.admin.schemas import (
 )
 from hookstream.admin.state import AdminState
 from hookstream.models import CommandKind, WebhookCommand, WebhookConfig
+from hookstream.oauth import token_url_refusal
 from hookstream.ssrf import AddressPolicy, BlockedAddressError
 from hookstream.tls import check_current
 from hookstream.triggers import TriggerError, parse_trigger, parse_triggers
@@ -50,6 +51,15 @@ def _validated(fields: dict[str, Any], state: AdminState) -> WebhookConfig:
     refusal = url_refusal(state, config.payload_url)
     if refusal is not None:
         invalid_field("payload_url", refusal)
+    if config.auth.token_url is not None:
+        settings = state.settings
+        refusal = token_url_refusal(
+            config.auth.token_url,
+            AddressPolicy(settings.security.allow_networks),
+            settings.delivery.allow_plain_http,
+        )
+        if refusal is not None:
+            invalid_field("auth.token_url", refusal)
     # Checked here, not in the model: a stored config must stay readable after its certificate
     # expires (the attempt then fails saying so).
     for field in ("ca_bundle", "client_cert"):

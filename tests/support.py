@@ -252,22 +252,29 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env["HOOKSTREAM_OPS__MATCHER_PORT"] = str(settings.ops.matcher_port)
     env["HOOKSTREAM_OPS__SENDER_PORT"] = str(settings.ops.sender_port)
     env["HOOKSTREAM_LOG_FORMAT"] = settings.log_format
-    env["HOOKSTREAM_SECURITY__ALLOW_NETWORKS"] = ",".join(settings.security.allow_networks)
-    env["HOOKSTREAM_SECURITY__SECRETS_KEYS"] = ",".join(
-        key.get_secret_value() for key in settings.security.secrets_keys
-    )
-    for name, value in settings.delivery.model_dump().items():
-        env[f"HOOKSTREAM_DELIVERY__{name.upper()}"] = (
-            str(value).lower() if isinstance(value, bool) else str(value)
-        )
-    for name, value in settings.kafka_security.model_dump().items():
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if value is not None:
-            env[f"HOOKSTREAM_KAFKA_SECURITY__{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
+    for prefix, group in (
+        ("HOOKSTREAM_SECURITY__", settings.security),
+        ("HOOKSTREAM_DELIVERY__", settings.delivery),
+        ("HOOKSTREAM_KAFKA_SECURITY__", settings.kafka_security),
+    ):
+        for name, value in group.model_dump().items():
+            text = _env_value(value)
+            if text is not None:
+                env[f"{prefix}{name.upper()}"] = text
     return env
+
+
+def _env_value(value: Any) -> str | None:
+    """A setting as the environment spells it; None for an unset optional one."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(_env_value(item) or "" for item in value)
+    return str(value)
 
 
 class ServiceProcess:

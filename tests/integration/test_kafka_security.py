@@ -205,7 +205,8 @@ def test_a_wrong_password_is_refused_with_a_message(secured: SecuredCluster) -> 
     last_line = refused.stderr.strip().splitlines()[-1]
     assert last_line.startswith("hookstream: Kafka refused or did not answer"), last_line
     assert "HOOKSTREAM_KAFKA_SECURITY__" in last_line
-    assert "Authentication failed" in refused.stderr  # the client's log line says why
+    # (The client also logs "Authentication failed" once the SASL exchange ran; on a loaded
+    # machine the bootstrap can time out before it does, so that line is not asserted.)
     assert "not-the-password" not in refused.stdout + refused.stderr
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 #: Context fields a log call may pass in ``extra`` and that appear as top-level JSON keys.
@@ -38,6 +40,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+#: Client libraries whose repeated errors are folded (a broker restart makes aiokafka log "Unable
+#: connect to node" and "Unable to update metadata" thousands of times a second).
+FOLDED_LOGGERS = ("kafka", "aiokafka", "faust", "mode")
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one line of each message template through per logger and ``interval_s``; the next
+    line let through says how many were folded meanwhile. Only the client libraries' lines are
+    folded: hookstream's own lines carry ids and are bounded where they could repeat."""
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last: dict[tuple[str, int, str], float] = {}
+        self._folded: dict[tuple[str, int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(FOLDED_LOGGERS) or record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval_s:
+            self._folded[key] = self._folded.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        folded = self._folded.pop(key, 0)
+        if folded:
+            record.msg = f"{record.msg} ({folded} more like this in the last {self.interval_s:g} s)"
+        return True
+
+
 def configure_logging(level: str, json_lines: bool) -> None:
     """One handler on stderr for the whole process. Kafka and HTTP client libraries are kept at
     WARNING: httpx alone would log every delivery at INFO, without the ids our own lines carry."""
@@ -46,6 +81,7 @@ def configure_logging(level: str, json_lines: bool) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -21,7 +21,7 @@ import avro.schema
 import fastavro
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from hookstream.errors import DecodeError, SchemaMismatchError
+from hookstream.errors import DecodeError, MustStopError, SchemaMismatchError
 from hookstream.eventtypes import EventType
 from hookstream.models import (
     MAX_PROPERTIES_DEPTH,
@@ -279,8 +279,8 @@ def decode(data: bytes | None, model: type[M]) -> M:
         if body.tell() != len(data) - _HEADER_SIZE:
             raise DecodeError(f"{len(data) - _HEADER_SIZE - body.tell()} bytes after the record")
         fields = _from_avro(codec.schema, raw)
-    except DecodeError:
-        raise
+    except (DecodeError, MustStopError):
+        raise  # a MustStopError: the record is fine, this process's configuration is not
     except Exception as exc:  # the avro package raises assorted types on damaged input
         raise DecodeError(
             f"damaged {model.__name__} record body: {type(exc).__name__}: {exc}"

@@ -99,7 +99,20 @@ class CompactedFeed:
         log.critical("%s", self.problem(), exc_info=self.failure)
 
     async def wait_ready(self, timeout_s: float) -> None:
-        await asyncio.wait_for(self.ready.wait(), timeout_s)
+        """Wait until the view has caught up; raise at once if following it failed."""
+        waits = [
+            asyncio.ensure_future(self.ready.wait()),
+            asyncio.ensure_future(self.failed.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if self.failure is not None:
+            raise self.failure
+        if not self.ready.is_set():
+            raise TimeoutError(f"the view of {self.topic} did not catch up within {timeout_s:g} s")
 
     async def stop(self) -> None:
         if self._task is not None:

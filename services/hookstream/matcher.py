@@ -264,14 +264,34 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         await catalog_feed.wait_ready(settings.matcher.ready_timeout_s)
         await feed.wait_ready(settings.matcher.ready_timeout_s)
 
-    ops = OpsServer(settings.ops.host, settings.ops.matcher_port, ready=ready)
+    views = (feed, catalog_feed)
+    ops = OpsServer(
+        settings.ops.host,
+        settings.ops.matcher_port,
+        ready=ready,
+        problems=lambda: [problem for view in views if (problem := view.problem())],
+    )
 
     async def start_views() -> None:
         """Ops endpoints, then the views, caught up before the consumer joins the group."""
         await ops.start()
         await catalog_feed.start()
         await feed.start()
+        watch = asyncio.ensure_future(crash_on_frozen_view())
+        crashes.add(watch)
         await wait_ready()
+
+    async def crash_on_frozen_view() -> None:
+        """A view that stopped following its topic (a wrong secrets key, a bug) would route
+        with stale configs: stop the worker instead (it exits non-zero and is restarted)."""
+        waits = [asyncio.ensure_future(view.failed.wait()) for view in views]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        failed = next(view for view in views if view.failed.is_set())
+        await app.crash(failed.failure or RuntimeError(failed.problem()))
 
     app.before_consumer = start_views
 

@@ -14,13 +14,18 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from hookstream.errors import ConfigurationError, DecodeError
+from hookstream.errors import ConfigurationError
 from hookstream.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 #: Prefix of an encrypted value; a value without it is plain text from before encryption.
 PREFIX = "enc:v1:"
+
+
+class SecretsKeyError(ConfigurationError):
+    """Stored secrets cannot be decrypted with the configured keys: the process must stop, not
+    go on without every webhook that has a secret."""
 
 
 class SecretBox:
@@ -47,9 +52,10 @@ class SecretBox:
         try:
             return self._fernet.decrypt(stored[len(PREFIX) :].encode("ascii")).decode()
         except (InvalidToken, ValueError) as exc:
-            raise DecodeError(
-                "a webhook secret could not be decrypted with any configured key; is "
-                "HOOKSTREAM_SECURITY__SECRETS_KEYS the key that wrote it (or its successor)?"
+            raise SecretsKeyError(
+                "a webhook secret could not be decrypted with any configured key: "
+                "HOOKSTREAM_SECURITY__SECRETS_KEYS must hold the key that wrote it (newest "
+                "first, older keys after it while secrets are rotated)"
             ) from exc
 
 

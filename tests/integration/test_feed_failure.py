@@ -6,14 +6,22 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from kafka import KafkaProducer
+from pydantic import SecretStr
 
+from hookstream.codec import encode
+from hookstream.directory import REVISION_HEADER
 from hookstream.feeds import CompactedFeed
+from hookstream.models import WebhookConfig, generate_secret
 from hookstream.ops import OpsServer
 from hookstream.sender import _stop_on_frozen_view
+from support import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +104,47 @@ def test_a_view_that_stops_following_turns_readyz_to_503_and_stops_the_sender(
             await ops.stop()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("service", ["matcher", "sender"])
+def test_a_wrong_secrets_key_stops_the_service_with_a_message(
+    make_settings: Any, tmp_path: Path, service: str
+) -> None:
+    """Webhooks with a secret must not silently vanish from the views: the service exits
+    non-zero naming HOOKSTREAM_SECURITY__SECRETS_KEYS."""
+    settings = make_settings()
+    # A config as the registry writes it, its secret sealed with the test's key; the service
+    # then starts with another key.
+    config = WebhookConfig(
+        webhook_id=f"keyed-{uuid.uuid4().hex[:8]}",
+        name="Signed",
+        payload_url="https://example.com/hook",
+        triggers=["/items"],
+        secret=SecretStr(generate_secret()),
+    )
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        producer.send(
+            settings.topics.webhooks,
+            key=config.webhook_id.encode(),
+            value=encode(config),
+            headers=[(REVISION_HEADER, b"1")],
+        ).get(timeout=30)
+    finally:
+        producer.close()
+    other_key = Fernet.generate_key().decode()
+    wrong = settings.model_copy(
+        update={
+            "security": settings.security.model_copy(
+                update={"secrets_keys": [SecretStr(other_key)]}
+            )
+        }
+    )
+    process = ServiceProcess(service, wrong, tmp_path)
+    try:
+        code = process.process.wait(timeout=120)
+    finally:
+        process.stop()
+    log = process.log_text()
+    assert code != 0, log[-3000:]
+    assert "HOOKSTREAM_SECURITY__SECRETS_KEYS" in log, log[-3000:]

@@ -256,6 +256,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         ("HOOKSTREAM_SECURITY__", settings.security),
         ("HOOKSTREAM_DELIVERY__", settings.delivery),
         ("HOOKSTREAM_KAFKA_SECURITY__", settings.kafka_security),
+        ("HOOKSTREAM_ADMIN__", settings.admin),
     ):
         for name, value in group.model_dump().items():
             text = _env_value(value)

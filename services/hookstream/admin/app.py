@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -14,10 +15,13 @@ from fastapi.openapi.utils import get_openapi
 from hookstream import __version__
 from hookstream.admin import deliveries, health, policy_routes, schema_routes, webhooks
 from hookstream.admin.auth import TokenCheck, require_token
+from hookstream.admin.event_types import check_triggers, open_catalog
+from hookstream.admin.event_types import router as event_types_router
 from hookstream.admin.limits import AdmissionMiddleware
 from hookstream.admin.problems import PROBLEM_JSON, install_problem_handlers
 from hookstream.admin.state import open_state
 from hookstream.admin.store import Clock
+from hookstream.history.store import HistoryStore
 from hookstream.metrics import ADMIN_REQUESTS
 from hookstream.models import now_ms
 from hookstream.settings import Settings
@@ -38,13 +42,23 @@ milliseconds. Secrets are write-only. Errors are RFC 9457 problem details.
 """
 
 
-def create_app(settings: Settings, bootstrap: str, clock: Clock = now_ms) -> FastAPI:
-    """The admin app for these settings and this Kafka cluster; ``clock`` drives retention."""
+def create_app(
+    settings: Settings,
+    bootstrap: str,
+    clock: Clock = now_ms,
+    history: HistoryStore | None = None,
+) -> FastAPI:
+    """The admin app for these settings and this Kafka cluster; ``clock`` drives retention,
+    ``history`` replaces the delivery history the settings name (the app closes it)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_state(settings, bootstrap, clock) as state:
+        async with (
+            open_state(settings, bootstrap, clock, history) as state,
+            open_catalog(settings, bootstrap) as catalog,
+        ):
             app.state.admin = state
+            app.state.catalog = catalog
             log.info("admin API started; views are catching up (see /readyz)")
             yield
         log.info("admin API stopped")
@@ -70,10 +84,11 @@ def create_app(settings: Settings, bootstrap: str, clock: Clock = now_ms) -> Fas
     install_problem_handlers(app)
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
-    api.include_router(webhooks.router)
+    api.include_router(webhooks.router, dependencies=[Depends(check_triggers)])
     api.include_router(deliveries.router)
     api.include_router(policy_routes.router)
     api.include_router(schema_routes.router)
+    api.include_router(event_types_router)
     app.include_router(api)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -97,6 +112,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGTERM or SIGINT it has shut down for cleanly ends the process
+    with 0: uvicorn raises the signal again afterwards, so a clean stop looked like a kill."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def run_admin(settings: Settings, bootstrap: str) -> int:
     """Serve the admin API on ``settings.admin.host:port`` until SIGINT or SIGTERM."""
     app = create_app(settings, bootstrap)
@@ -110,7 +134,7 @@ def run_admin(settings: Settings, bootstrap: str) -> int:
         proxy_headers=False,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     sock = config.bind_socket()
     sock.listen(config.backlog)  # connections queue from now on, none is refused during start-up
     host, port = sock.getsockname()[:2]

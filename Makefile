@@ -2,19 +2,23 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint typecheck unit integration bench chaos clean
+.PHONY: setup setup-test run test lint typecheck unit integration bench chaos clean
 
+# `run` needs Python packages only; `test` also the Go tools of the deploy checks.
 setup:
 	./scripts/bootstrap.sh
+
+setup-test:
+	./scripts/bootstrap.sh --test-tools
 
 run: setup
 	$(BIN)/hookstream demo
 
-lint: setup
+lint: setup-test
 	$(BIN)/ruff check services tests bench scripts
 	$(BIN)/ruff format --check services tests bench scripts
 
-typecheck: setup
+typecheck: setup-test
 	$(BIN)/mypy
 
 test: lint typecheck

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Creates .venv and installs hookstream with its development tools; safe to run again.
+# --test-tools also installs what only the test suite needs (Go tools for the deploy checks).
 set -euo pipefail
+test_tools=false
+if [ "${1:-}" = "--test-tools" ]; then
+  test_tools=true
+fi
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -29,6 +34,9 @@ fi
 KUSTOMIZE_VERSION=v5.5.0
 KUBE_SCORE_VERSION=v1.20.0
 CRD_MODULES="github.com/kedacore/keda/v2@v2.21.0 github.com/prometheus-operator/prometheus-operator@v0.85.0"
+if ! $test_tools; then
+  exit 0
+fi
 if command -v go >/dev/null 2>&1; then
   (cd tests/deploy/composecheck && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go mod download)
   if [ ! -f ".venv/.kustomize-$KUSTOMIZE_VERSION" ] || [ ! -x .venv/bin/kustomize ]; then

@@ -16,7 +16,7 @@ import yaml
 from deployfiles import is_custom, tool
 
 #: Module, version and the CRD files of its zip for the kinds k8s/ uses. Keep the versions in
-#: step with scripts/bootstrap.sh.
+#: step with scripts/bootstrap.sh --test-tools.
 CRD_MODULES = {
     "github.com/kedacore/keda/v2": (
         "v2.21.0",
@@ -49,7 +49,7 @@ def _module_zip(module: str, version: str) -> str:
     info = json.loads(done.stdout or "{}")
     if done.returncode != 0 or "Zip" not in info:
         pytest.fail(
-            f"cannot get {module}@{version} (run scripts/bootstrap.sh): {info.get('Error')}",
+            f"cannot get {module}@{version} (run scripts/bootstrap.sh --test-tools, as make test does): {info.get('Error')}",
             pytrace=False,
         )
     path: str = info["Zip"]

@@ -269,7 +269,7 @@ def _composecheck_binary(out_dir: str) -> Path:
     )
     if built.returncode != 0:
         pytest.fail(
-            "could not build tests/deploy/composecheck (scripts/bootstrap.sh downloads its "
+            "could not build tests/deploy/composecheck (scripts/bootstrap.sh --test-tools downloads its "
             f"modules with `go mod download`):\n{built.stderr}",
             pytrace=False,
         )

@@ -49,7 +49,8 @@ def _module_zip(module: str, version: str) -> str:
     info = json.loads(done.stdout or "{}")
     if done.returncode != 0 or "Zip" not in info:
         pytest.fail(
-            f"cannot get {module}@{version} (run scripts/bootstrap.sh --test-tools, as make test does): {info.get('Error')}",
+            f"cannot get {module}@{version} (run scripts/bootstrap.sh --test-tools, as make "
+            f"test does): {info.get('Error')}",
             pytrace=False,
         )
     path: str = info["Zip"]

@@ -269,8 +269,8 @@ def _composecheck_binary(out_dir: str) -> Path:
     )
     if built.returncode != 0:
         pytest.fail(
-            "could not build tests/deploy/composecheck (scripts/bootstrap.sh --test-tools downloads its "
-            f"modules with `go mod download`):\n{built.stderr}",
+            "could not build tests/deploy/composecheck (scripts/bootstrap.sh --test-tools "
+            f"downloads its modules with `go mod download`):\n{built.stderr}",
             pytrace=False,
         )
     return binary

@@ -47,6 +47,13 @@ class TopicSettings(BaseModel):
     deadletter_retention_ms: int = Field(
         default=14 * 24 * 3600 * 1000, ge=60_000, description="How long dead letters are kept."
     )
+    deliveries_retention_ms: int = Field(
+        default=7 * 24 * 3600 * 1000,
+        ge=60_000,
+        description="How long the deliveries and retries topics keep jobs: at least the "
+        "delivery history's retention (HOOKSTREAM_ADMIN__FAILURE_RETENTION_S), so a lost history "
+        "database is rebuilt whole and a sender down for days still finds its work.",
+    )
 
     @field_validator("events", mode="before")
     @classmethod

@@ -30,10 +30,6 @@ class TopicSpec:
     configs: dict[str, str]
 
 
-#: How long delivery jobs and retries are kept: far longer than any retry schedule, so a sender
-#: that is down for days still finds its work. (A TopicSettings field would make it a setting.)
-JOB_RETENTION_MS = 7 * 24 * 3600 * 1000
-
 #: How long ``require_topics`` waits for missing topics: on Kubernetes the topics Job and the
 #: services start together.
 REQUIRE_TIMEOUT_S = 60.0
@@ -48,7 +44,8 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
     """The topics and their settings: the webhook configs compacted, the rest time-retained."""
     isr = {"min.insync.replicas": str(min_insync_replicas(topics.replication_factor))}
     delete = {"cleanup.policy": "delete", **isr}
-    jobs = {**delete, "retention.ms": str(JOB_RETENTION_MS)}
+    # Jobs and retries are kept as long as the delivery history (see deliveries_retention_ms).
+    jobs = {**delete, "retention.ms": str(topics.deliveries_retention_ms)}
     specs = [TopicSpec(name, topics.partitions, dict(delete)) for name in event_topic_names(topics)]
     specs += [
         TopicSpec(

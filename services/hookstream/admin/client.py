@@ -147,3 +147,23 @@ class AdminClient:
         path = f"/webhooks/{_seg(webhook_id)}/deliveries/{_seg(delivery_id)}/redeliver"
         result: dict[str, Any] = self.call("POST", path)
         return result
+
+    def recover(self, webhook_id: str, since: int) -> dict[str, Any]:
+        """Start (or find: the same request names the same job) a bulk recovery."""
+        path = f"/webhooks/{_seg(webhook_id)}/recover"
+        result: dict[str, Any] = self.call("POST", path, body={"since": since})
+        return result
+
+    def get_recovery(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", f"/recoveries/{_seg(job_id)}")
+        return result
+
+    def replay(self, webhook_id: str, since: int) -> dict[str, Any]:
+        """Start a replay from Kafka for one webhook (or find the same request's job)."""
+        path = f"/webhooks/{_seg(webhook_id)}/replay"
+        result: dict[str, Any] = self.call("POST", path, body={"since": since})
+        return result
+
+    def get_replay(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", f"/replays/{_seg(job_id)}")
+        return result

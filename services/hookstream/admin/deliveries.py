@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import Field
 
-from hookstream.admin.deps import Num, Start, Statuses, Webhooks, find_webhook, next_start
+from hookstream.admin.deps import Num, Start, Statuses, Webhooks, find_webhook
 from hookstream.admin.ping import ping
 from hookstream.admin.problems import invalid_field
+from hookstream.admin.recovery import router as recovery_router
 from hookstream.admin.schemas import (
     DeliveryOut,
     DeliveryOutcome,
@@ -22,7 +23,7 @@ from hookstream.admin.schemas import (
 )
 from hookstream.admin.state import AdminState
 from hookstream.codec import encode
-from hookstream.history.store import DeliveryQuery, HistoryQueryError
+from hookstream.history.store import COUNT_CAP, DeliveryQuery, HistoryQueryError
 from hookstream.models import DeliveryJob, now_ms
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,11 @@ class DeliverySearchPage(DeliveryPage):
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor` for the next page; null on the last page."
     )
+    total_exact: bool = Field(
+        default=True,
+        description=f"False when `total` is only a lower bound: more than {COUNT_CAP:,} "
+        "deliveries matched (counting stops there), or a cursor page (which does not count).",
+    )
 
 
 async def _search(
@@ -80,11 +86,19 @@ async def _search(
         )
     except HistoryQueryError as exc:
         invalid_field("cursor", str(exc), part="query")
+    shown = len(found.deliveries)
+    if found.total is None:
+        # A cursor page: what it shows (and one more, if a next page exists) is all we know.
+        total, exact = shown + (found.next_cursor is not None), False
+    else:
+        total, exact = found.total, found.total < COUNT_CAP
     return DeliverySearchPage(
-        total=found.total,
+        total=total,
+        total_exact=exact,
         start=start,
-        num=len(found.deliveries),
-        next_start=None if cursor is not None else next_start(start, num, found.total),
+        num=shown,
+        # Whether more follow is known from the page itself (the count may stop at the cap).
+        next_start=start + num if cursor is None and found.next_cursor is not None else None,
         next_cursor=found.next_cursor,
         deliveries=found.deliveries,
     )
@@ -224,3 +238,4 @@ async def ping_webhook(webhook_id: str, state: Webhooks) -> PingResult:
 router = APIRouter()
 router.include_router(webhook_router)
 router.include_router(search_router)
+router.include_router(recovery_router)

@@ -18,6 +18,8 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
+from hookstream.admin.recovery_jobs import run_recovery
+from hookstream.admin.replay_jobs import Replay, run_replay
 from hookstream.admin.store import Clock
 from hookstream.attempts import make_http_client
 from hookstream.codec import encode
@@ -26,7 +28,7 @@ from hookstream.history.config import open_store
 from hookstream.history.ingest import HistoryIngest
 from hookstream.history.store import HistoryStore
 from hookstream.kafkaio import make_producer
-from hookstream.models import DeliveryPolicy, WebhookCommand
+from hookstream.models import DeliveryPolicy, WebhookCommand, WebhookConfig
 from hookstream.policy import POLICY_KEY, PolicyFeed
 from hookstream.settings import KafkaSecuritySettings, Settings
 
@@ -118,6 +120,13 @@ class AdminState:
     http: httpx.AsyncClient
     clock: Clock
     store_feeds: list[View] = field(default_factory=list)
+    #: Bulk recoveries running in this process, by job id.
+    recoveries: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    #: The broker the admin talks to (replays read the event topics from it).
+    bootstrap: str = ""
+    #: Replays from Kafka of this process (kept in memory), and their tasks, by job id.
+    replays: dict[str, Replay] = field(default_factory=dict)
+    replay_tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def waiting_for(self) -> list[str]:
         """The views that have not caught up yet (empty when ready)."""
@@ -157,6 +166,36 @@ class AdminState:
     async def publish_job(self, topic: str, key: bytes, value: bytes) -> None:
         await self._send(topic, key, value)
 
+    async def publish_jobs(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Write (key, value) jobs to the deliveries topic; wait for every acknowledgement, at
+        most the write timeout."""
+        topic, timeout_s = self.settings.topics.deliveries, self.settings.admin.write_timeout_s
+        futures = [await self.producer.send(topic, value=value, key=key) for key, value in records]
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
+        except TimeoutError:
+            raise KafkaTimeoutError(f"{topic} did not acknowledge within {timeout_s:g} s") from None
+
+    def start_replay(self, replay: Replay, config: WebhookConfig) -> None:
+        """Run ``replay`` in the background."""
+        self.replays[replay.job_id] = replay
+        self.replay_tasks[replay.job_id] = asyncio.create_task(
+            run_replay(
+                replay, config, self.settings, self.bootstrap, self.publish_jobs, self.clock
+            ),
+            name=f"replay-{replay.job_id}",
+        )
+
+    def start_recovery(self, job_id: str) -> None:
+        """Run recovery ``job_id`` in the background, unless it already runs here."""
+        running = self.recoveries.get(job_id)
+        if running is not None and not running.done():
+            return
+        self.recoveries[job_id] = asyncio.create_task(
+            run_recovery(self.store, job_id, self.publish_jobs, self.clock),
+            name=f"recovery-{job_id}",
+        )
+
 
 async def _prune_forever(store: HistoryStore, clock: Clock) -> None:
     """Delete expired deliveries now and then; on a shared database only the ingesting replica
@@ -174,6 +213,23 @@ async def _prune_forever(store: HistoryStore, clock: Clock) -> None:
             )
 
 
+def warn_short_job_retention(settings: Settings) -> bool:
+    """Warn (and say True) when the deliveries topic keeps jobs for less time than the history
+    lists failed deliveries: a history rebuilt from the topics would then miss some."""
+    kept_ms = settings.topics.deliveries_retention_ms
+    if kept_ms >= settings.admin.failure_retention_s * 1000:
+        return False
+    log.warning(
+        "HOOKSTREAM_TOPICS__DELIVERIES_RETENTION_MS (%d ms) is shorter than "
+        "HOOKSTREAM_ADMIN__FAILURE_RETENTION_S (%d s): a delivery history rebuilt from the topics "
+        "would miss the oldest failed deliveries; raise the topic retention "
+        "(then run `hookstream topics create` to apply it)",
+        kept_ms,
+        settings.admin.failure_retention_s,
+    )
+    return True
+
+
 @contextlib.asynccontextmanager
 async def open_state(
     settings: Settings, bootstrap: str, clock: Clock, history: HistoryStore | None = None
@@ -185,6 +241,7 @@ async def open_state(
     """
     client_id = f"{settings.app_id}-admin"
     topics = settings.topics
+    warn_short_job_retention(settings)
     directory = WebhookDirectory()
     store = history if history is not None else await asyncio.to_thread(open_store, settings)
     security = settings.kafka_security
@@ -206,7 +263,7 @@ async def open_state(
         http = await stack.enter_async_context(make_http_client(settings))
         pruner = asyncio.create_task(_prune_forever(store, clock), name="admin-prune")
         stack.push_async_callback(_cancel, pruner)
-        yield AdminState(
+        state = AdminState(
             settings=settings,
             directory=directory,
             webhooks=webhooks,
@@ -216,7 +273,20 @@ async def open_state(
             http=http,
             clock=clock,
             store_feeds=[ingest],
+            bootstrap=bootstrap,
         )
+        stack.push_async_callback(_cancel_all, state.recoveries)
+        stack.push_async_callback(_cancel_all, state.replay_tasks)
+        if await asyncio.to_thread(store.try_lead):
+            # Jobs a previous run left unfinished go on from where they got to.
+            for job_id in await asyncio.to_thread(store.recoveries_running):
+                state.start_recovery(job_id)
+        yield state
+
+
+async def _cancel_all(tasks: dict[str, asyncio.Task[None]]) -> None:
+    for task in tasks.values():
+        await _cancel(task)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -40,7 +40,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _page_footer(page: dict[str, Any], shown: int) -> str:
     more = f"; next page: --start {page['next_start']}" if page.get("next_start") else ""
     first = page["start"] if shown else 0
-    return f"{shown} shown ({first}-{first + shown - 1 if shown else 0} of {page['total']}){more}"
+    total = f"{page['total']}" if page.get("total_exact", True) else f"at least {page['total']}"
+    return f"{shown} shown ({first}-{first + shown - 1 if shown else 0} of {total}){more}"
 
 
 def webhooks_table(page: dict[str, Any]) -> str:
@@ -190,3 +191,36 @@ def ping_detail(result: dict[str, Any]) -> str:
     if result.get("response_excerpt"):
         line += f"\n{result['response_excerpt'][:500]}"
     return line
+
+
+def recovery_detail(job: dict[str, Any]) -> str:
+    """A bulk recovery's progress, one field a line."""
+    lines = [
+        f"job       {job['job_id']}",
+        f"webhook   {job['webhook_id']}",
+        f"since     {when(job['since'])}",
+        f"state     {job['state']}",
+        f"progress  {job['queued']} of {job['total']} queued, {job['skipped']} skipped",
+    ]
+    if job.get("finished_at"):
+        lines.append(f"finished  {when(job['finished_at'])}")
+    if job.get("error"):
+        lines.append(f"error     {job['error']} (repeat the recover command to resume)")
+    return "\n".join(lines)
+
+
+def replay_detail(job: dict[str, Any]) -> str:
+    """A replay's progress, one field a line."""
+    lines = [
+        f"job       {job['job_id']}",
+        f"webhook   {job['webhook_id']}",
+        f"since     {when(job['since'])}",
+        f"state     {job['state']}",
+        f"progress  {job['events_read']} events read, {job['queued']} deliveries queued, "
+        f"{job['undecodable']} unreadable records skipped",
+    ]
+    if job.get("finished_at"):
+        lines.append(f"finished  {when(job['finished_at'])}")
+    if job.get("error"):
+        lines.append(f"error     {job['error']} (repeat the replay command to start again)")
+    return "\n".join(lines)

@@ -24,7 +24,10 @@ def default_sqlite_path(app_id: str) -> Path:
 def sqlite_store(path: Path, success_retention_s: int, failure_retention_s: int) -> HistoryStore:
     """The embedded history in one file; it needs no server."""
     return HistoryStore(
-        SqliteConnection(path), SqliteConnection(path), success_retention_s, failure_retention_s
+        SqliteConnection(path, cache_kib=8192),
+        SqliteConnection(path, cache_kib=8192),
+        success_retention_s,
+        failure_retention_s,
     )
 
 

@@ -10,8 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from pydantic import TypeAdapter
+
 from hookstream.admin.schemas import DeliveryOutcome
 from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
+
+#: Serialises a job's events straight from the decoded models (no dict round trip).
+_EVENTS: TypeAdapter[list[DomainEvent]] = TypeAdapter(list[DomainEvent])
 
 
 @dataclass
@@ -55,10 +60,14 @@ class DeliveryRow:
     def activity_at(self) -> int:
         return max(self.fired_at(), self.redelivered_at or 0, self.last_at or 0)
 
-    def expires_at(self, success_ms: int, failure_ms: int) -> int:
+    def expires_at(
+        self, success_ms: int, failure_ms: int, outcome: DeliveryOutcome | None = None
+    ) -> int:
         """Delivered: listed ``success_ms`` after its last attempt; failed or pending:
-        ``failure_ms`` after its last activity."""
-        if self.outcome() is DeliveryOutcome.DELIVERED and self.last_at is not None:
+        ``failure_ms`` after its last activity. ``outcome`` saves recomputing a known one."""
+        if outcome is None:
+            outcome = self.outcome()
+        if outcome is DeliveryOutcome.DELIVERED and self.last_at is not None:
             return self.last_at + success_ms
         return self.activity_at() + failure_ms
 
@@ -70,9 +79,7 @@ class DeliveryRow:
     def apply_job(self, job: DeliveryJob) -> None:
         """A job from the deliveries topic: the matcher's first one, or a redelivery."""
         self.trigger = job.trigger
-        self.events_json = json.dumps(
-            [event.model_dump(mode="json") for event in job.events], separators=(",", ":")
-        )
+        self.events_json = _EVENTS.dump_json(job.events).decode()
         self.event_ids = [event.event_id for event in job.events]
         if self.triggered_at is None or not job.redelivery:
             self.triggered_at = job.triggered_at

@@ -36,6 +36,16 @@ SCHEMA = (
     "ON hs_deliveries (webhook_id, fired_at, delivery_id)",
     "CREATE INDEX IF NOT EXISTS hs_deliveries_by_time "
     "ON hs_deliveries (fired_at, delivery_id, webhook_id)",
+    # One index per filter, each ending in the page order, so that a filtered page (and its
+    # capped count) reads only the entries it shows; prune finds expired rows by expiry.
+    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_webhook_outcome "
+    "ON hs_deliveries (webhook_id, outcome, fired_at, delivery_id)",
+    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_outcome "
+    "ON hs_deliveries (outcome, fired_at, delivery_id, webhook_id)",
+    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_status "
+    "ON hs_deliveries (last_http_status, fired_at, delivery_id, webhook_id)",
+    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_trigger "
+    "ON hs_deliveries (trigger_uri, fired_at, delivery_id, webhook_id)",
     "CREATE INDEX IF NOT EXISTS hs_deliveries_by_id ON hs_deliveries (delivery_id)",
     "CREATE INDEX IF NOT EXISTS hs_deliveries_by_expiry ON hs_deliveries (expires_at)",
     """CREATE TABLE IF NOT EXISTS hs_attempts (
@@ -52,6 +62,12 @@ SCHEMA = (
         topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL,
         PRIMARY KEY (topic, part))""",
     "CREATE TABLE IF NOT EXISTS hs_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # Bulk recoveries: what each redelivers and how far it got (resumable after a restart).
+    """CREATE TABLE IF NOT EXISTS hs_recoveries (
+        job_id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL, since BIGINT NOT NULL,
+        created_at BIGINT NOT NULL, state TEXT NOT NULL, total INTEGER NOT NULL,
+        queued INTEGER NOT NULL, skipped INTEGER NOT NULL, after_fired BIGINT NOT NULL,
+        after_id TEXT NOT NULL, finished_at BIGINT, error TEXT)""",
 )
 
 _ROW_COLUMNS = (
@@ -59,6 +75,7 @@ _ROW_COLUMNS = (
     "events, event_ids, payload, redelivered_at, last_at, last_attempt, last_final, "
     "last_outcome, last_http_status"
 )
+_ROW_PREFIXED = ", ".join(f"h.{c.strip()}" for c in _ROW_COLUMNS.split(","))
 _DERIVED = ("fired_at", "outcome", "activity_at", "expires_at")
 _ALL_COLUMNS = [c.strip() for c in _ROW_COLUMNS.split(",")] + list(_DERIVED)
 _UPSERT_ROW = (
@@ -71,16 +88,49 @@ _ATTEMPT_COLUMNS = (
     "attempt, attempted_at, outcome, final, http_status, response_excerpt, error, duration_ms, "
     "next_attempt_at"
 )
+_ATTEMPT_PREFIXED = ", ".join(f"a.{c.strip()}" for c in _ATTEMPT_COLUMNS.split(","))
 _INSERT_ATTEMPT = (
     f"INSERT INTO hs_attempts (webhook_id, delivery_id, {_ATTEMPT_COLUMNS}) "  # noqa: S608
     f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     f"ON CONFLICT (webhook_id, delivery_id, attempted_at, attempt) DO NOTHING"
 )
-#: Keys per ``IN (VALUES ...)`` list: well under both databases' limits on parameters.
+#: Keys per ``VALUES`` list: well under both databases' limits on parameters.
 _CHUNK = 400
+#: ``total`` counts matches up to this many; above it, it says "at least this many". Counting is
+#: then bounded like the page itself, however many deliveries are stored.
+COUNT_CAP = 1_000
 
 Key = tuple[str, str]
 TopicPartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """A bulk recovery: redeliver every failed delivery of a webhook fired from ``since`` until
+    ``created_at``, oldest first; ``after_*`` is the last delivery queued."""
+
+    job_id: str
+    webhook_id: str
+    since: int
+    created_at: int
+    state: str
+    total: int
+    queued: int
+    skipped: int
+    after_fired: int
+    after_id: str
+    finished_at: int | None
+    error: str | None
+
+
+_RECOVERY_COLUMNS = (
+    "job_id, webhook_id, since, created_at, state, total, queued, skipped, after_fired, "
+    "after_id, finished_at, error"
+)
+_FAILED_SINCE = (
+    "webhook_id = ? AND outcome = 'failed' AND fired_at < ? AND expires_at > ? "
+    "AND (fired_at, delivery_id) > (?, ?)"
+)
 
 
 class HistoryQueryError(ValueError):
@@ -103,7 +153,8 @@ class DeliveryQuery:
 @dataclass(frozen=True)
 class SearchResult:
     deliveries: list[DeliveryOut]
-    total: int
+    #: Matches, counted up to ``COUNT_CAP``; None on a cursor page (which does not count).
+    total: int | None
     #: Where the next page starts (None on the last page); opaque to clients.
     next_cursor: str | None
 
@@ -128,6 +179,12 @@ def decode_cursor(cursor: str) -> tuple[int, str, str]:
 
 def _values(count: int) -> str:
     return ", ".join("(?, ?)" for _ in range(count))
+
+
+def _keyed(count: int) -> str:
+    """A ``WITH`` clause naming ``count`` (webhook id, delivery id) keys ``k(w, d)``: joined on
+    the primary key, it looks each key up (``(a, b) IN (VALUES ...)`` scans the table in SQLite)."""
+    return f"WITH k(w, d) AS (VALUES {_values(count)}) "
 
 
 def _chunks(items: Sequence[Key]) -> Iterable[Sequence[Key]]:
@@ -244,8 +301,8 @@ class HistoryStore:
         found: dict[Key, DeliveryRow] = {}
         for chunk in _chunks(keys):
             for values in self._writer.rows(
-                f"SELECT {_ROW_COLUMNS} FROM hs_deliveries "  # noqa: S608
-                f"WHERE (webhook_id, delivery_id) IN (VALUES {_values(len(chunk))})",
+                f"{_keyed(len(chunk))}SELECT {_ROW_PREFIXED} FROM k "  # noqa: S608
+                "JOIN hs_deliveries h ON h.webhook_id = k.w AND h.delivery_id = k.d",
                 _flat(chunk),
             ):
                 row = _row(values)
@@ -253,6 +310,7 @@ class HistoryStore:
         return found
 
     def _row_values(self, row: DeliveryRow) -> tuple[Any, ...]:
+        outcome = row.outcome()
         return (
             row.webhook_id,
             row.delivery_id,
@@ -270,9 +328,9 @@ class HistoryStore:
             row.last_outcome,
             row.last_http_status,
             row.fired_at(),
-            row.outcome().value,
+            outcome.value,
             row.activity_at(),
-            row.expires_at(self.success_ms, self.failure_ms),
+            row.expires_at(self.success_ms, self.failure_ms, outcome),
         )
 
     def get(self, delivery_id: str, now: int, webhook_id: str | None = None) -> DeliveryOut | None:
@@ -314,10 +372,14 @@ class HistoryStore:
             page_where.append("(fired_at, delivery_id, webhook_id) < (?, ?, ?)")
             page_params += [fired_at, delivery_id, webhook_id]
         with self._read_lock:
-            [(total,)] = self._reader.rows(
-                f"SELECT COUNT(*) FROM hs_deliveries WHERE {' AND '.join(where)}",  # noqa: S608
-                params,
-            )
+            total: int | None = None
+            if cursor is None:
+                [(counted,)] = self._reader.rows(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM hs_deliveries "  # noqa: S608
+                    f"WHERE {' AND '.join(where)} LIMIT ?) AS capped",
+                    [*params, COUNT_CAP],
+                )
+                total = int(counted)
             found = [
                 _row(values)
                 for values in self._reader.rows(
@@ -329,7 +391,7 @@ class HistoryStore:
             deliveries = self._with_attempts(found[:limit])
         more = len(found) > limit
         return SearchResult(
-            deliveries, int(total), encode_cursor(deliveries[-1]) if more and deliveries else None
+            deliveries, total, encode_cursor(deliveries[-1]) if more and deliveries else None
         )
 
     def _filters(self, query: DeliveryQuery, now: int) -> tuple[list[str], list[Any]]:
@@ -358,9 +420,9 @@ class HistoryStore:
         keys = [(row.webhook_id, row.delivery_id) for row in rows]
         for chunk in _chunks(keys):
             for values in self._reader.rows(
-                f"SELECT webhook_id, delivery_id, {_ATTEMPT_COLUMNS} FROM hs_attempts "  # noqa: S608
-                f"WHERE (webhook_id, delivery_id) IN (VALUES {_values(len(chunk))}) "
-                "ORDER BY attempted_at, attempt",
+                f"{_keyed(len(chunk))}SELECT a.webhook_id, a.delivery_id, "  # noqa: S608
+                f"{_ATTEMPT_PREFIXED} FROM k JOIN hs_attempts a "
+                "ON a.webhook_id = k.w AND a.delivery_id = k.d ORDER BY a.attempted_at, a.attempt",
                 _flat(chunk),
             ):
                 attempts.setdefault((values[0], values[1]), []).append(_attempt_out(values[2:]))
@@ -382,13 +444,91 @@ class HistoryStore:
                         (now, batch),
                     )
                 ]
-                for chunk in _chunks(keys):
-                    match = f"(webhook_id, delivery_id) IN (VALUES {_values(len(chunk))})"
-                    for table in ("hs_attempts", "hs_events", "hs_deliveries"):
-                        self._writer.run(f"DELETE FROM {table} WHERE {match}", _flat(chunk))  # noqa: S608
+                for table in ("hs_attempts", "hs_events", "hs_deliveries"):
+                    self._writer.run_many(
+                        f"DELETE FROM {table} WHERE webhook_id = ? AND delivery_id = ?",  # noqa: S608
+                        keys,
+                    )
             deleted += len(keys)
             if len(keys) < batch:
                 return deleted
+
+    def create_recovery(self, job_id: str, webhook_id: str, since: int, now: int) -> Recovery:
+        """The recovery ``job_id``, created (counting what it will redeliver) unless it exists."""
+        with self._write_lock, self._writer.transaction():
+            [(total,)] = self._writer.rows(
+                f"SELECT COUNT(*) FROM hs_deliveries WHERE {_FAILED_SINCE}",  # noqa: S608
+                (webhook_id, now, now, since, ""),
+            )
+            self._writer.run(
+                f"INSERT INTO hs_recoveries ({_RECOVERY_COLUMNS}) "  # noqa: S608
+                "VALUES (?, ?, ?, ?, 'running', ?, 0, 0, ?, '', NULL, NULL) "
+                "ON CONFLICT (job_id) DO NOTHING",
+                (job_id, webhook_id, since, now, int(total), since),
+            )
+            [found] = self._writer.rows(
+                f"SELECT {_RECOVERY_COLUMNS} FROM hs_recoveries WHERE job_id = ?",  # noqa: S608
+                (job_id,),
+            )
+        return Recovery(*found)
+
+    def recovery(self, job_id: str) -> Recovery | None:
+        """One recovery as stored, or None."""
+        with self._read_lock:
+            found = self._reader.rows(
+                f"SELECT {_RECOVERY_COLUMNS} FROM hs_recoveries WHERE job_id = ?",  # noqa: S608
+                (job_id,),
+            )
+        return Recovery(*found[0]) if found else None
+
+    def recoveries_running(self) -> list[str]:
+        """Ids of the recoveries not finished (to resume after a restart)."""
+        with self._read_lock:
+            rows = self._reader.rows("SELECT job_id FROM hs_recoveries WHERE state = 'running'")
+        return [str(job_id) for (job_id,) in rows]
+
+    def recovery_batch(self, job: Recovery, now: int, limit: int) -> list[DeliveryRow]:
+        """The next failed deliveries ``job`` has to queue, oldest first."""
+        with self._read_lock:
+            found = self._reader.rows(
+                f"SELECT {_ROW_COLUMNS} FROM hs_deliveries WHERE {_FAILED_SINCE} "  # noqa: S608
+                "ORDER BY fired_at, delivery_id LIMIT ?",
+                (job.webhook_id, job.created_at, now, job.after_fired, job.after_id, limit),
+            )
+        return [_row(values) for values in found]
+
+    def advance_recovery(
+        self,
+        job_id: str,
+        after: tuple[int, str],
+        queued: int,
+        skipped: int,
+    ) -> None:
+        """Record that ``queued`` more deliveries were queued (``skipped`` could not be: their
+        events are gone), up to the delivery ``after``."""
+        with self._write_lock, self._writer.transaction():
+            self._writer.run(
+                "UPDATE hs_recoveries SET queued = queued + ?, skipped = skipped + ?, "
+                "after_fired = ?, after_id = ? WHERE job_id = ?",
+                (queued, skipped, after[0], after[1], job_id),
+            )
+
+    def finish_recovery(self, job_id: str, now: int, error: str | None = None) -> None:
+        """Mark a recovery done, or failed with ``error`` (a repeated request resumes it)."""
+        with self._write_lock, self._writer.transaction():
+            self._writer.run(
+                "UPDATE hs_recoveries SET state = ?, finished_at = ?, error = ? WHERE job_id = ?",
+                ("failed" if error else "done", now, error, job_id),
+            )
+
+    def resume_recovery(self, job_id: str) -> None:
+        """Set a failed recovery running again, from where it stopped."""
+        with self._write_lock, self._writer.transaction():
+            self._writer.run(
+                "UPDATE hs_recoveries SET state = 'running', finished_at = NULL, error = NULL "
+                "WHERE job_id = ? AND state = 'failed'",
+                (job_id,),
+            )
 
     def count(self) -> int:
         """Rows stored, expired or not (for tests and benchmarks)."""

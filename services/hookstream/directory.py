@@ -19,6 +19,7 @@ from hookstream.codec import decode
 from hookstream.errors import DecodeError
 from hookstream.feeds import CompactedFeed
 from hookstream.models import WebhookConfig
+from hookstream.secrets import secret_box
 from hookstream.settings import KafkaSecuritySettings
 from hookstream.triggers import (
     OPEN_VOCABULARY,
@@ -194,4 +195,7 @@ class DirectoryFeed(CompactedFeed):
         self.directory.put(config)
 
     def caught_up(self) -> None:
+        # Webhooks whose secret no key decrypts were skipped as damaged; if that is every one
+        # with a secret, the keys are wrong and the view would silently lack them all: stop.
+        secret_box().check_keys()
         log.info("webhook directory caught up: %d webhooks", len(self.directory))

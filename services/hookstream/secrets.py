@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from hookstream.errors import ConfigurationError
+from hookstream.errors import ConfigurationError, DecodeError
 from hookstream.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -28,12 +28,20 @@ class SecretsKeyError(ConfigurationError):
     go on without every webhook that has a secret."""
 
 
+class SecretDecryptError(DecodeError):
+    """One stored secret no configured key decrypts: a damaged record, or the wrong keys (which
+    ``SecretBox.check_keys`` tells apart once a whole topic has been read)."""
+
+
 class SecretBox:
     """Encrypts with the newest key, decrypts with any configured key."""
 
     def __init__(self, keys: list[bytes]) -> None:
         if not keys:
             raise ConfigurationError("at least one secrets key is needed")
+        #: Secrets decrypted and refused so far, for ``check_keys``.
+        self.decrypted = 0
+        self.refused = 0
         try:
             self._fernet = MultiFernet([Fernet(key) for key in keys])
         except ValueError as exc:
@@ -50,13 +58,25 @@ class SecretBox:
         if not stored.startswith(PREFIX):
             return stored
         try:
-            return self._fernet.decrypt(stored[len(PREFIX) :].encode("ascii")).decode()
+            plain = self._fernet.decrypt(stored[len(PREFIX) :].encode("ascii")).decode()
         except (InvalidToken, ValueError) as exc:
-            raise SecretsKeyError(
-                "a webhook secret could not be decrypted with any configured key: "
-                "HOOKSTREAM_SECURITY__SECRETS_KEYS must hold the key that wrote it (newest "
-                "first, older keys after it while secrets are rotated)"
+            self.refused += 1
+            raise SecretDecryptError(
+                "a webhook secret could not be decrypted with any configured key (a damaged "
+                "record, or HOOKSTREAM_SECURITY__SECRETS_KEYS lacks the key that wrote it)"
             ) from exc
+        self.decrypted += 1
+        return plain
+
+    def check_keys(self) -> None:
+        """After a whole config topic was read: if secrets were stored and not one could be
+        decrypted, the keys are wrong (a damaged record is one among many): stop."""
+        if self.refused and not self.decrypted:
+            raise SecretsKeyError(
+                f"none of the {self.refused} stored webhook secrets could be decrypted: "
+                "HOOKSTREAM_SECURITY__SECRETS_KEYS must hold the key that wrote them (newest "
+                "first, older keys after it while secrets are rotated)"
+            )
 
 
 def _development_key(home: Path) -> bytes:

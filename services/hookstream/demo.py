@@ -4,8 +4,9 @@ It starts (or reuses) the local broker, creates the topics, runs the matcher and
 child processes, serves a demo receiver on 127.0.0.1, declares an event type of its own
 (``orders.created``), registers four webhooks (portal JSON with basic auth, device XML with
 header auth, one whose receiver always fails, and one on the declared type, which gets the
-Standard Webhooks body), publishes sample events and prints every delivery and status record. It also runs the admin API (with a fresh
-token it prints), shows the notification status through it, and leaves it up for the CLI.
+Standard Webhooks body), publishes sample events and prints every delivery and status record.
+It also runs the admin API (with a fresh token it prints), shows the notification status
+through it, and leaves it up for the CLI.
 Ctrl-C stops everything it started.
 """
 

@@ -117,6 +117,13 @@ class PayloadFormat(StrEnum):
     XML = "xml"
 
 
+class PayloadShape(StrEnum):
+    """The body of a webhook on declared event types: Standard Webhooks, or the portal's."""
+
+    STANDARD = "standard"
+    PORTAL = "portal"
+
+
 class Outcome(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
@@ -389,6 +396,8 @@ class WebhookConfig(_Record):
     connect_timeout_s: float | None = Field(default=None, gt=0, le=60)
     read_timeout_s: float | None = Field(default=None, gt=0, le=60)
     payload_format: PayloadFormat = PayloadFormat.JSON
+    #: Only for declared event types (None: standard); portal and device triggers keep theirs.
+    payload_shape: PayloadShape | None = None
     deactivation_policy: DeactivationPolicy = DeactivationPolicy()
     active: bool = True
     deactivated_reason: str | None = None

@@ -11,7 +11,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from hookstream.eventtypes import type_name
-from hookstream.models import DomainEvent, PayloadFormat, WebhookConfig
+from hookstream.models import DomainEvent, PayloadFormat, PayloadShape, WebhookConfig
 from hookstream.registry import numeric_id_of
 from hookstream.triggers import TriggerFamily, device_event_name, normalize_source
 
@@ -142,7 +142,7 @@ def build_payload(
     if family is TriggerFamily.DEVICE:
         document = device_document(config, events[0], trigger)
         root = "JSSEvent"
-    elif family is TriggerFamily.CATALOG:
+    elif family is TriggerFamily.CATALOG and config.payload_shape is not PayloadShape.PORTAL:
         document = standard_document(events[0])
         root = "event"
     else:

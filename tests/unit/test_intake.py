@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from hookstream.catalog import EventCatalog, catalog_topic
-from hookstream.codec import encode
+from hookstream.codec import decode, encode
 from hookstream.directory import WebhookDirectory, family_of
 from hookstream.errors import ConfigurationError, DecodeError
 from hookstream.eventtypes import EventType, SchemaMode
@@ -24,7 +24,7 @@ from hookstream.intake import (
     parse_event_topic,
 )
 from hookstream.matcher import SchemaViolationError, match_record
-from hookstream.models import DomainEvent, WebhookConfig
+from hookstream.models import DomainEvent, PayloadShape, WebhookConfig
 from hookstream.payloads import build_payload
 from hookstream.settings import TopicSettings
 from hookstream.triggers import TriggerError, TriggerFamily, TriggerKey, parse_trigger
@@ -287,3 +287,19 @@ def test_catalog_webhooks_get_the_standard_webhooks_shape() -> None:
     }
     mixed = config.model_copy(update={"triggers": ["/orders", "/items"]})
     assert family_of(mixed) is TriggerFamily.PORTAL  # a portal trigger asks for the portal shape
+
+
+def test_a_catalog_webhook_may_ask_for_the_portal_shape() -> None:
+    config = WebhookConfig(
+        webhook_id="w1",
+        name="n",
+        payload_url="https://example.com/h",
+        triggers=["/orders"],
+        payload_shape=PayloadShape.PORTAL,
+    )
+    event = DomainEvent.model_validate(EVENT)
+    payload = build_payload(config, TriggerFamily.CATALOG, "/orders", [event], 5, "")
+    body = json.loads(payload.body)
+    assert set(body) == {"info", "events"}
+    assert body["info"]["webhookId"] == "w1"
+    assert decode(encode(config), WebhookConfig).payload_shape is PayloadShape.PORTAL

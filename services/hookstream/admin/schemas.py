@@ -21,6 +21,7 @@ from hookstream.models import (
     FailureMark,
     Outcome,
     PayloadFormat,
+    PayloadShape,
     WebhookAuth,
     WebhookConfig,
 )
@@ -65,6 +66,11 @@ class WebhookFields(_Request):
     connect_timeout_s: float | None = Field(default=None, description="Seconds, up to 60.")
     read_timeout_s: float | None = Field(default=None, description="Seconds, up to 60.")
     payload_format: PayloadFormat = PayloadFormat.JSON
+    payload_shape: PayloadShape | None = Field(
+        default=None,
+        description="For webhooks on declared event types: standard (Standard Webhooks "
+        "type/timestamp/data, the default) or portal (the portal's info/events body).",
+    )
     deactivation_policy: DeactivationPolicy = Field(default_factory=DeactivationPolicy)
     secret: SecretStr | None = Field(
         default=None,
@@ -143,6 +149,7 @@ class WebhookPatch(_Request):
     connect_timeout_s: float | None = None
     read_timeout_s: float | None = None
     payload_format: PayloadFormat | None = None
+    payload_shape: PayloadShape | None = None
     deactivation_policy: DeactivationPolicy | None = None
     secret: SecretStr | None = None
     esri_signature: bool | None = None
@@ -191,6 +198,7 @@ class WebhookOut(BaseModel):
     connect_timeout_s: float | None
     read_timeout_s: float | None
     payload_format: PayloadFormat
+    payload_shape: PayloadShape | None
     deactivation_policy: DeactivationPolicy
     active: bool
     deactivated_reason: str | None
@@ -234,6 +242,7 @@ class WebhookOut(BaseModel):
             connect_timeout_s=config.connect_timeout_s,
             read_timeout_s=config.read_timeout_s,
             payload_format=config.payload_format,
+            payload_shape=config.payload_shape,
             deactivation_policy=config.deactivation_policy,
             active=config.active,
             deactivated_reason=config.deactivated_reason,

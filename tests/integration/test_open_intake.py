@@ -215,6 +215,16 @@ def test_the_catalog_in_the_admin_api(env: Env) -> None:
         assert shown.status_code == 200 and shown.json()["example"] == {"total": 1}
         assert http.get(f"{API}/event-types/orders.nothing").status_code == 404
 
+        made = http.post(
+            f"{API}/webhooks",
+            json={**misspelt, "triggers": ["/orders/created"], "payload_shape": "portal"},
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["payload_shape"] == "portal"
+        filtered = http.get(f"{API}/webhooks", params={"trigger": "/orders/created"})
+        assert filtered.status_code == 200, filtered.text
+        assert [w["id"] for w in filtered.json()["webhooks"]] == [made.json()["id"]]
+
 
 def test_every_format_and_producer_reaches_the_receiver(env: Env, receiver: Receiver) -> None:
     _webhook(env, receiver, "/orders", ["/orders/created"])

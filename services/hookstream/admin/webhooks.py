@@ -31,7 +31,7 @@ from hookstream.models import CommandKind, WebhookCommand, WebhookConfig
 from hookstream.oauth import token_url_refusal
 from hookstream.ssrf import AddressPolicy, BlockedAddressError
 from hookstream.tls import check_current
-from hookstream.triggers import TriggerError, parse_trigger, parse_triggers
+from hookstream.triggers import OPEN_VOCABULARY, TriggerError, parse_trigger, parse_triggers
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +152,18 @@ async def list_webhooks(
     key = None
     if trigger is not None:
         try:
-            key = parse_trigger(trigger).key
+            # Any well-formed catalog trigger may be asked for: an unknown type matches nothing.
+            key = parse_trigger(trigger, catalog=OPEN_VOCABULARY).key
         except TriggerError as exc:
             invalid_field("trigger", str(exc), part="query")
     found = [
         config
         for config in state.directory.all()
         if (active is None or config.active is active)
-        and (key is None or any(t.key == key for t in parse_triggers(config.triggers)))
+        and (
+            key is None
+            or any(t.key == key for t in parse_triggers(config.triggers, None, OPEN_VOCABULARY))
+        )
     ]
     found.sort(key=lambda config: (config.created_at, config.webhook_id))
     page = found[start - 1 : start - 1 + num]

@@ -1,4 +1,5 @@
-"""Requests/s and p50/p99 latency of JSON POSTs: raw aiohttp vs httpx vs httpx+AiohttpTransport.
+"""Requests/s, p50/p99 latency and client CPU per request of JSON POSTs: raw aiohttp vs httpx vs
+httpx+AiohttpTransport vs the sender's own ``delivery.post`` on it.
 
 By default the aiohttp receiver runs in a child process started by this script (one
 multiprocessing "spawn" child, bound to 127.0.0.1 on a free port): sharing one event loop
@@ -23,6 +24,9 @@ import aiohttp
 import httpx
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
+
+from hookstream.delivery import post
+from hookstream.payloads import Payload
 
 HOST = "127.0.0.1"
 BODY = json.dumps(
@@ -99,10 +103,13 @@ async def drive(send: Send, requests: int, concurrency: int) -> tuple[float, lis
 
 async def measure(send: Send, requests: int, concurrency: int, warmup: int) -> dict[str, float]:
     await drive(send, warmup, concurrency)
+    cpu_before = time.process_time()
     elapsed, latencies = await drive(send, requests, concurrency)
+    cpu_s = time.process_time() - cpu_before
     latencies.sort()
     return {
         "requests_per_s": len(latencies) / elapsed,
+        "cpu_us_per_request": cpu_s / len(latencies) * 1e6,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
     }
@@ -147,6 +154,20 @@ async def run_clients(url: str, requests: int, concurrency: int) -> dict[str, di
 
         results["httpx + AiohttpTransport"] = await measure(
             via_aiohttp, requests, concurrency, warmup
+        )
+    # The same client driven the way the sender drives it: hookstream.delivery.post (a request
+    # built directly, send(stream=True), an excerpt of the answer, the result as a value).
+    transport = AiohttpTransport(limits=limits)
+    async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
+        payload = Payload(BODY, "application/json")
+        timeout = httpx.Timeout(10.0, connect=5.0)
+
+        async def as_the_sender() -> None:
+            result = await post(client, url, payload, HEADERS, timeout, 16.0, 2048)
+            expect_ok(result.http_status or 0)
+
+        results["hookstream delivery.post"] = await measure(
+            as_the_sender, requests, concurrency, warmup
         )
     return results
 
@@ -196,6 +217,7 @@ def report(results: dict[str, dict[str, float]], requests: int, concurrency: int
             f"{name:26} {figures['requests_per_s']:8.0f} requests/s"
             f"  p50 {figures['p50_ms']:6.2f} ms  p99 {figures['p99_ms']:6.2f} ms"
             f"  x{figures['ratio_to_raw_aiohttp']:.2f} of raw aiohttp"
+            f"  {figures['cpu_us_per_request']:6.0f} us CPU per request"
         )
     summary = {
         "benchmark": "http_transports",

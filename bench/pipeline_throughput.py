@@ -1,10 +1,12 @@
 """End to end: events produced -> deliveries received, against a raw aiohttp client as baseline.
 
 One run starts (or uses) a broker, a receiver in a child process, the matcher and the sender as
-processes, registers W webhooks for /items/update, publishes E events as fast as kafka-python
-goes and waits until the receiver has E*W deliveries. In the same run, a raw aiohttp client
-POSTs the same number of same-sized bodies to the same receiver with the same concurrency: the
-baseline that hookstream's deliveries/s are divided by.
+processes (at their default log level), registers W webhooks for /items/update, publishes E
+events as fast as kafka-python goes and waits until the receiver has E*W deliveries. Right after,
+in the same run, a raw aiohttp client POSTs the same number of same bodies to the same receiver
+with the same concurrency: the baseline that hookstream's deliveries/s and the sender's CPU per
+delivery are divided by. CPU time is read per process from /proc (utime + stime) over the
+delivery phase; ``--runs`` repeats the pair (pipeline, then raw) and reports min/median/max.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -100,7 +103,6 @@ def _env(bootstrap: str, tag: str, concurrency: int, ports: dict[str, int]) -> d
         {
             "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
             "HOOKSTREAM_APP_ID": f"bench-{tag}",
-            "HOOKSTREAM_LOG_LEVEL": "WARNING",
             "HOOKSTREAM_DELIVERY__ALLOW_PLAIN_HTTP": "true",
             "HOOKSTREAM_DELIVERY__CONCURRENCY": str(concurrency),
             "HOOKSTREAM_SECURITY__ALLOW_NETWORKS": "127.0.0.1/32",
@@ -138,6 +140,12 @@ def _ready(port: int) -> bool:
         return False
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _raw_baseline(url: str, requests: int, concurrency: int, body: bytes) -> float:
     """Requests/s of a plain aiohttp client doing the same number of POSTs."""
     limit = asyncio.Semaphore(concurrency)
@@ -155,7 +163,9 @@ async def _raw_baseline(url: str, requests: int, concurrency: int, body: bytes) 
         return requests / (time.perf_counter() - start)
 
 
-def run(events: int, webhooks: int, concurrency: int, rate: float) -> dict[str, Any]:
+def run(
+    events: int, webhooks: int, concurrency: int, rate: float, profile: Path | None = None
+) -> dict[str, Any]:
     os.environ.setdefault("HOOKSTREAM_SECURITY__SECRETS_KEYS", Fernet.generate_key().decode())
     from kafka import KafkaProducer
 
@@ -215,6 +225,8 @@ def run(events: int, webhooks: int, concurrency: int, rate: float) -> dict[str, 
             client.close()
 
             producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+            spy = _py_spy(services[1].pid, profile) if profile is not None else None
+            cpu_before = {p.pid: _cpu_s(p.pid) for p in services}
             start = time.perf_counter()
             for n in range(events):
                 if rate > 0:  # pace the producer: latency at a sustainable rate, not of a backlog
@@ -241,6 +253,10 @@ def run(events: int, webhooks: int, concurrency: int, rate: float) -> dict[str, 
 
             _wait(lambda: stats()["count"] >= expected, DEADLINE_S, f"{expected} deliveries")
             elapsed = time.perf_counter() - start
+            cpu = {p.pid: _cpu_s(p.pid) - cpu_before[p.pid] for p in services}
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
             latencies = sorted(stats()["latencies_ms"])
             # The baseline sends the very body hookstream sends, to the same receiver.
             sample = DomainEvent(
@@ -253,9 +269,11 @@ def run(events: int, webhooks: int, concurrency: int, rate: float) -> dict[str, 
             body = build_payload(
                 configs[0], TriggerFamily.PORTAL, "/items/update", [sample], 0, "https://p.example/"
             ).body
+            raw_cpu_before = time.process_time()
             raw_rps = asyncio.run(
                 _raw_baseline(f"http://127.0.0.1:{port}/raw", expected, concurrency, body)
             )
+            raw_cpu_s = time.process_time() - raw_cpu_before
     finally:
         for process in services:
             process.terminate()
@@ -267,6 +285,8 @@ def run(events: int, webhooks: int, concurrency: int, rate: float) -> dict[str, 
         parent.send("stop")
         receiver.join(timeout=10)
     deliveries_per_s = expected / elapsed
+    sender_us = cpu[services[1].pid] / expected * 1e6
+    raw_us = raw_cpu_s / expected * 1e6
     return {
         "benchmark": "pipeline",
         "events": events,
@@ -283,7 +303,34 @@ def run(events: int, webhooks: int, concurrency: int, rate: float) -> dict[str, 
         },
         "raw_aiohttp_requests_per_s": round(raw_rps, 1),
         "ratio_to_raw_aiohttp": round(deliveries_per_s / raw_rps, 3),
+        "matcher_cpu_us_per_delivery": round(cpu[services[0].pid] / expected * 1e6, 1),
+        "sender_cpu_us_per_delivery": round(sender_us, 1),
+        "raw_aiohttp_cpu_us_per_request": round(raw_us, 1),
+        "sender_cpu_ratio_to_raw": round(sender_us / raw_us, 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording the sender until SIGINT (a raw collapsed-stack file)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen(  # noqa: S603 - our own venv's py-spy
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "-o",
+            str(output),
+            "-r",
+            "200",
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _topic_names(env: dict[str, str]) -> dict[str, Any]:
@@ -301,17 +348,44 @@ def main() -> None:
     parser.add_argument("--webhooks", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = as fast as possible")
-    args = parser.parse_args()
-    result = run(args.events, args.webhooks, args.concurrency, args.rate)
-    latency = result["latency_ms"]
-    print(
-        f"{result['deliveries']} deliveries ({result['events']} events x {result['webhooks']} "
-        f"webhooks, concurrency {result['concurrency']}): {result['deliveries_per_s']}/s, "
-        f"latency p50 {latency['p50']} ms p99 {latency['p99']} ms max {latency['max']} ms; "
-        f"raw aiohttp {result['raw_aiohttp_requests_per_s']}/s; "
-        f"ratio {result['ratio_to_raw_aiohttp']}"
+    parser.add_argument("--runs", type=int, default=1, help="pipeline + raw pairs, interleaved")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the sender of each run into PROFILE-<run>.txt"
     )
-    print(json.dumps(result))
+    args = parser.parse_args()
+    results = []
+    for index in range(args.runs):
+        profile = (
+            args.profile.with_name(f"{args.profile.stem}-{index}.txt") if args.profile else None
+        )
+        result = run(args.events, args.webhooks, args.concurrency, args.rate, profile)
+        results.append(result)
+        latency = result["latency_ms"]
+        print(
+            f"{result['deliveries']} deliveries ({result['events']} events x "
+            f"{result['webhooks']} webhooks, concurrency {result['concurrency']}): "
+            f"{result['deliveries_per_s']}/s, latency p50 {latency['p50']} ms p99 "
+            f"{latency['p99']} ms max {latency['max']} ms; raw aiohttp "
+            f"{result['raw_aiohttp_requests_per_s']}/s; ratio {result['ratio_to_raw_aiohttp']}; "
+            f"CPU per delivery: sender {result['sender_cpu_us_per_delivery']} us, matcher "
+            f"{result['matcher_cpu_us_per_delivery']} us, raw client "
+            f"{result['raw_aiohttp_cpu_us_per_request']} us per request (sender/raw "
+            f"{result['sender_cpu_ratio_to_raw']}x); load {result['load_average_1m']}",
+            flush=True,
+        )
+        print(json.dumps(result), flush=True)
+    if len(results) > 1:
+        for key in (
+            "ratio_to_raw_aiohttp",
+            "sender_cpu_us_per_delivery",
+            "raw_aiohttp_cpu_us_per_request",
+            "sender_cpu_ratio_to_raw",
+            "matcher_cpu_us_per_delivery",
+            "deliveries_per_s",
+            "load_average_1m",
+        ):
+            values = sorted(r[key] for r in results)
+            print(f"{key}: {values[0]} / {statistics.median(values)} / {values[-1]}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import functools
 import logging
+import re
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -203,8 +205,15 @@ async def post(
         )
         return AttemptResult(None, None, refused, _ms_since(started), permanent=True)
     try:
-        request = client.build_request(
-            "POST", url, content=payload.body, headers=headers, timeout=timeout
+        # Built directly rather than by ``client.build_request``: the client has no defaults a
+        # delivery needs (no base URL, params or cookies; every header is ours), and merging
+        # them, then parsing the same URL again, cost a quarter of the POST's CPU.
+        request = httpx.Request(
+            "POST",
+            _parsed_url(url),
+            content=payload.body,
+            headers=headers,
+            extensions={"timeout": timeout.as_dict()},
         )
     except Exception as exc:  # httpx.InvalidURL, UnicodeEncodeError, IDNA errors, ...
         return AttemptResult(None, None, _unbuildable(exc), _ms_since(started), permanent=True)
@@ -249,9 +258,19 @@ async def post(
     return AttemptResult(None, None, error, _ms_since(started))
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed_url(url: str) -> httpx.URL:
+    """A payload URL parsed once (httpx.URL is immutable): webhooks send to the same URL."""
+    return httpx.URL(url)
+
+
+#: Printable ASCII (and tab).
+_SENDABLE = re.compile(r"[\t -~]*")
+
+
 def _sendable_value(value: str) -> bool:
     """Printable ASCII (and tab): anything else is refused by HTTP/1.1 clients or smuggles."""
-    return all(" " <= char <= "~" or char == "\t" for char in value)
+    return _SENDABLE.fullmatch(value) is not None
 
 
 def _unbuildable(exc: Exception) -> str:

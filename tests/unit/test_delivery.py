@@ -349,7 +349,7 @@ def test_an_unexpected_error_in_an_attempt_is_a_final_counted_failure(
     async def broken(*args: object, **kwargs: object) -> AttemptResult:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(attempts, "post", broken)
+    monkeypatch.setattr(attempts.egress, "post", broken)
     status, command = _outputs(_deliverer(webhook), _job(webhook, "/items", "1"))
     assert status.outcome is Outcome.FAILED and status.final
     assert "RuntimeError: a bug" in (status.error or "")

@@ -95,7 +95,8 @@ class _Codec:
 
 def _compile(schema: avro.schema.Schema) -> Any:
     definition = cast(dict[str, Any], schema.to_json())
-    return fastavro.parse_schema(definition, _write_hint=False)
+    # The write hint marks the result as parsed: without it fastavro parses it again per record.
+    return fastavro.parse_schema(definition)
 
 
 @lru_cache(maxsize=1)

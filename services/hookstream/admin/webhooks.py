@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response
 from pydantic import ValidationError
 
 from hookstream.admin.deps import Num, Start, Webhooks, find_webhook, next_start
+from hookstream.admin.event_types import Catalog
 from hookstream.admin.problems import invalid_field, raise_invalid
 from hookstream.admin.schemas import (
     DeactivateRequest,
@@ -142,6 +143,7 @@ async def create_webhook(body: WebhookCreate, state: Webhooks, response: Respons
 @router.get("", summary="List webhooks", responses=problem_responses(401, 422, 503))
 async def list_webhooks(
     state: Webhooks,
+    catalog: Catalog,
     start: Start = 1,
     num: Num = 10,
     active: Annotated[bool | None, Query(description="Only active or inactive ones.")] = None,
@@ -152,8 +154,8 @@ async def list_webhooks(
     key = None
     if trigger is not None:
         try:
-            # Any well-formed catalog trigger may be asked for: an unknown type matches nothing.
-            key = parse_trigger(trigger, catalog=OPEN_VOCABULARY).key
+            # The same rules as a webhook's triggers: an undeclared type is refused, with hints.
+            key = parse_trigger(trigger, catalog=catalog.catalog).key
         except TriggerError as exc:
             invalid_field("trigger", str(exc), part="query")
     found = [

@@ -6,7 +6,7 @@ child processes, serves a demo receiver on 127.0.0.1, declares an event type of 
 header auth, one whose receiver always fails, and one on the declared type, which gets the
 Standard Webhooks body), publishes sample events and prints every delivery and status record.
 It also runs the admin API (with a fresh token it prints), shows the notification status
-through it, and leaves it up for the CLI.
+through it, and leaves it up for the CLI and the console (whose URL it prints).
 Ctrl-C stops everything it started.
 """
 
@@ -334,6 +334,7 @@ def _exercise(
         print(json.dumps({"demo": "ok" if ok else "incomplete", "status_records": seen}))
         return 0 if ok else 1
     print(
+        f"\nThe admin console: {admin.url}/console (sign in with the token {admin.token})\n"
         "\nStill running. In another terminal:\n"
         f"  export HOOKSTREAM_ADMIN__URL={admin.url} HOOKSTREAM_ADMIN__TOKEN={admin.token}\n"
         "  .venv/bin/hookstream webhooks list\n"

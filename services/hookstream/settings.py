@@ -341,6 +341,15 @@ class AdminSettings(BaseModel):
         default=None,
         description="PostgreSQL connection string of the delivery history (postgres backend).",
     )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key signing the console's session cookies (32+ characters; the same on "
+        "every admin replica); unset: a random key per process, so a restart signs everyone out.",
+        min_length=32,
+    )
+    session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, le=7 * 24 * 3600, description="How long a console sign-in lasts."
+    )
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from hookstream import __version__
 from hookstream.admin import deliveries, health, policy_routes, schema_routes, webhooks
 from hookstream.admin.auth import TokenCheck, require_token
+from hookstream.admin.console import mount_console
 from hookstream.admin.event_types import check_triggers, open_catalog
 from hookstream.admin.event_types import router as event_types_router
 from hookstream.admin.limits import AdmissionMiddleware
@@ -90,6 +91,7 @@ def create_app(
     api.include_router(schema_routes.router)
     api.include_router(event_types_router)
     app.include_router(api)
+    mount_console(app, settings)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -139,6 +141,6 @@ def run_admin(settings: Settings, bootstrap: str) -> int:
     sock.listen(config.backlog)  # connections queue from now on, none is refused during start-up
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    log.info("admin API listening on http://%s:%d", shown, port)
+    log.info("admin API listening on http://%s:%d (console: /console)", shown, port)
     server.run(sockets=[sock])
     return 0 if server.started else 1

@@ -18,9 +18,21 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaFaustConsumer
 
 from hookstream.kafkaio import fetch_past_unreadable
 
+#: The longest the broker may hold a fetch of the matcher's consumer (ms). Faust asks for 1,500,
+#: and aiokafka fetches a partition again only once its buffered records are consumed: a fetch
+#: sent for the quiet state partitions alone then held new events back that long, beside every
+#: busy webhook (docs/benchmarks.md, "Noisy neighbours").
+FETCH_MAX_WAIT_MS = 100
+
 
 class _SkippingConsumerThread(AIOKafkaConsumerThread):
     service = "matcher"
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes no setting for it; aiokafka reads the attribute when the consumer starts.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
 
     async def _fetch_records(
         self,

@@ -27,6 +27,7 @@ from deployfiles import (
     subcommands,
 )
 from kafka import KafkaAdminClient
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -104,7 +105,10 @@ def _grace_period(base: list[dict[str, Any]], service: str) -> int:
 
 
 def _stable_group(admin: KafkaAdminClient, group: str) -> dict[str, Any] | None:
-    description: dict[str, Any] = admin.describe_groups([group])[group]
+    try:
+        description: dict[str, Any] = admin.describe_groups([group])[group]
+    except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+        return None  # the group's coordinator is still being elected or loading: not yet
     return description if description.get("group_state") == "Stable" else None
 
 

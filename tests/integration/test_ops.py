@@ -13,7 +13,7 @@ import pytest
 from hookstream.client import HookstreamClient
 from hookstream.models import DomainEvent, WebhookConfig, now_ms
 from hookstream.settings import OpsSettings, Settings
-from support import Pipeline, Receiver, wait_until
+from support import Behaviour, Pipeline, Receiver, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -82,17 +82,32 @@ def test_metrics_health_and_readiness(make_settings, receiver: Receiver, tmp_pat
         matcher_text = httpx.get(f"http://127.0.0.1:{matcher_port}/metrics").text
         assert _metric(matcher_text, "hookstream_events_consumed_total") >= 1
         assert _metric(matcher_text, "hookstream_jobs_produced_total") >= 1
-        # Every delivery line of the sender's log is JSON with the delivery and webhook ids.
+        # A failed attempt is logged at the default level (a delivered one only at DEBUG: its
+        # status record says it), as one JSON line with the delivery and webhook ids.
+        failing = WebhookConfig(
+            webhook_id=f"ops-fail-{uuid.uuid4().hex[:6]}",
+            name="Ops failing",
+            payload_url=receiver.url("/ops-fail", Behaviour(status=500)),
+            triggers=["/groups"],
+        )
+        client.register_webhook(failing)
+        client.wait_for_webhooks({failing.webhook_id}, timeout_s=30)
+        client.publish_event(
+            DomainEvent(event_id="ops-2", source="groups", operation="add", occurred_at=now_ms())
+        )
         assert pipeline.sender is not None
-        delivery_lines = [
-            json.loads(line)
-            for line in pipeline.sender.log_text().splitlines()
-            if line.startswith("{") and "attempt 1" in line
-        ]
-        assert delivery_lines
+        sender_log = pipeline.sender
+
+        def failure_lines() -> list[dict[str, object]]:
+            return [
+                json.loads(line)
+                for line in sender_log.log_text().splitlines()
+                if line.startswith("{") and "attempt 1" in line
+            ]
+
+        lines = wait_until(failure_lines, 30, "the failed attempt's log line")
         assert all(
-            entry["webhook_id"] == webhook.webhook_id and entry["delivery_id"]
-            for entry in delivery_lines
+            entry["webhook_id"] == failing.webhook_id and entry["delivery_id"] for entry in lines
         )
     finally:
         pipeline.stop()

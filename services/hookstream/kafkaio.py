@@ -4,7 +4,6 @@ and reading on past a record batch that cannot be unpacked instead of crash-loop
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -15,6 +14,7 @@ from prometheus_client import Counter
 
 from hookstream.codec import encode
 from hookstream.kafkaauth import aiokafka_options
+from hookstream.logs import Throttle
 from hookstream.models import DeadLetter
 from hookstream.settings import KafkaSecuritySettings
 
@@ -166,40 +166,29 @@ def unreadable_batch(error: BaseException) -> UnreadableBatch | None:
     )
 
 
-class _RateLimitedLog:
-    """At most one error line per partition and interval; the lines skipped are counted."""
-
-    def __init__(self, interval_s: float = 60.0) -> None:
-        self.interval_s = interval_s
-        self._last: dict[tuple[str, int], float] = {}
-        self._skipped: dict[tuple[str, int], int] = {}
-
-    def error(self, batch: UnreadableBatch, service: str) -> None:
-        key = (batch.topic, batch.partition)
-        now = time.monotonic()
-        if now - self._last.get(key, -self.interval_s) < self.interval_s:
-            self._skipped[key] = self._skipped.get(key, 0) + 1
-            return
-        self._last[key] = now
-        skipped = self._skipped.pop(key, 0)
-        log.error(
-            "%s skipped an unreadable record batch at %s[%d] offsets %d..%d: %s%s",
-            service,
-            batch.topic,
-            batch.partition,
-            batch.first_offset,
-            batch.next_offset - 1,
-            batch.reason,
-            f" ({skipped} more on this partition since the last report)" if skipped else "",
-            extra={
-                "topic": batch.topic,
-                "partition": batch.partition,
-                "offset": batch.first_offset,
-            },
-        )
+def _report(batch: UnreadableBatch, service: str) -> None:
+    """One error line per partition and minute; the batches skipped meanwhile are counted."""
+    skipped = _unreadable_log.allow((batch.topic, batch.partition))
+    if skipped is None:
+        return
+    log.error(
+        "%s skipped an unreadable record batch at %s[%d] offsets %d..%d: %s%s",
+        service,
+        batch.topic,
+        batch.partition,
+        batch.first_offset,
+        batch.next_offset - 1,
+        batch.reason,
+        f" ({skipped} more on this partition since the last report)" if skipped else "",
+        extra={
+            "topic": batch.topic,
+            "partition": batch.partition,
+            "offset": batch.first_offset,
+        },
+    )
 
 
-_unreadable_log = _RateLimitedLog()
+_unreadable_log = Throttle(every_s=60.0)
 
 
 async def fetch_past_unreadable(
@@ -221,7 +210,7 @@ async def fetch_past_unreadable(
         if batch is None:
             raise
         UNREADABLE_BATCHES.labels(service, batch.topic).inc()
-        _unreadable_log.error(batch, service)
+        _report(batch, service)
         seek(batch.tp, batch.next_offset)
         return dict(batch.read_before), batch
     return {TopicPartition(tp.topic, tp.partition): list(r) for tp, r in fetched.items()}, None

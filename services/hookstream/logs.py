@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 
 #: Context fields a log call may pass in ``extra`` and that appear as top-level JSON keys.
@@ -40,6 +40,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class Throttle:
+    """At most one log line per key per ``every_s``; the lines in between are counted, so the
+    next line let through can say how many were left out."""
+
+    def __init__(self, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self._clock = clock
+        self._last: dict[Hashable, float] = {}
+        self._skipped: dict[Hashable, int] = {}
+
+    def allow(self, key: Hashable) -> int | None:
+        """None to stay quiet, else how many lines of this key were left out before this one."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self._skipped[key] = self._skipped.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._skipped.pop(key, 0)
+
+
 #: Client libraries whose repeated errors are folded (a broker restart makes aiokafka log "Unable
 #: connect to node" and "Unable to update metadata" thousands of times a second).
 FOLDED_LOGGERS = ("kafka", "aiokafka", "faust", "mode")
@@ -53,21 +74,14 @@ class RepeatFilter(logging.Filter):
     def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
         super().__init__()
         self.interval_s = interval_s
-        self._clock = clock
-        self._last: dict[tuple[str, int, str], float] = {}
-        self._folded: dict[tuple[str, int, str], int] = {}
+        self._throttle = Throttle(interval_s, clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith(FOLDED_LOGGERS) or record.levelno < logging.WARNING:
             return True
-        key = (record.name, record.levelno, str(record.msg))
-        now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval_s:
-            self._folded[key] = self._folded.get(key, 0) + 1
+        folded = self._throttle.allow((record.name, record.levelno, str(record.msg)))
+        if folded is None:
             return False
-        self._last[key] = now
-        folded = self._folded.pop(key, 0)
         if folded:
             record.msg = f"{record.msg} ({folded} more like this in the last {self.interval_s:g} s)"
         return True

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from hookstream.attempts import Output
 from hookstream.errors import MustStopError
+from hookstream.logs import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +24,6 @@ WRITE_BACKOFF_S = (0.5, 2.0, 8.0)
 
 class SenderStoppedError(MustStopError):
     """The sender lost work it cannot redo itself; a restart reads it again from Kafka."""
-
-
-class Throttle:
-    """At most one log line per kind per ``every_s``; the lines in between are counted."""
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        self.every_s = every_s
-        self._last: dict[str, float] = {}
-        self._skipped: dict[str, int] = {}
-
-    def allow(self, kind: str) -> int | None:
-        """None to stay quiet, else how many lines of this kind were left out before this one."""
-        now = time.monotonic()
-        if now - self._last.get(kind, -self.every_s) < self.every_s:
-            self._skipped[kind] = self._skipped.get(kind, 0) + 1
-            return None
-        self._last[kind] = now
-        return self._skipped.pop(kind, 0)
 
 
 class OutputWriter:

@@ -9,6 +9,8 @@ circuit breaker.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,11 +84,13 @@ class Deliverer:
         http: httpx.AsyncClient,
         directory: WebhookDirectory,
         policy: PolicyFeed,
+        fresh_since: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.http = http
         self.directory = directory
         self.policy = policy
+        self.fresh_since = fresh_since
         self.guard = AddressPolicy(settings.security.allow_networks)
         self.urls = UrlVerdicts(self.guard, settings.delivery.allow_plain_http)
         self.tokens = OAuthTokens(self.guard, settings.delivery.allow_plain_http)
@@ -140,6 +144,11 @@ class Deliverer:
         policy = self.policy.current
         key = job.webhook_id.encode()
         config = self.directory.get(job.webhook_id)
+        if (config is None or not config.active) and self.fresh_since is not None:
+            # The matcher routed this job with a config this view may not hold yet (a webhook
+            # created or activated a moment ago): look again once the view has caught up.
+            await self.fresh_since(time.monotonic())
+            config = self.directory.get(job.webhook_id)
         started = now_ms()
         base = self._base(job, started)
         if config is None or not config.active:

@@ -9,12 +9,14 @@ batch again, forever. This consumer reports and skips such a batch as the sender
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaFaustConsumer
+from faust.types.tuples import ConsumerMessage
 
 from hookstream.kafkaio import fetch_past_unreadable
 
@@ -51,10 +53,26 @@ class _SkippingConsumerThread(AIOKafkaConsumerThread):
 
 
 class SkippingConsumer(AIOKafkaFaustConsumer):
-    """The aiokafka consumer of Faust with ``_SkippingConsumerThread`` as its fetcher."""
+    """The aiokafka consumer of Faust with ``_SkippingConsumerThread`` as its fetcher.
+
+    Each message it hands on carries ``fetched_at`` (see ``fetched_at``)."""
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _SkippingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _to_message(self, tp: Any, record: Any) -> ConsumerMessage:
+        message = super()._to_message(tp, record)
+        message.fetched_at = time.monotonic()  # type: ignore[attr-defined]
+        return message
+
+
+def fetched_at(message: Any) -> float:
+    """A monotonic time at or after the one the broker handed ``message`` to this process.
+
+    A config written before the event was produced is in its topic by then, so a view that has
+    reached the topic's end as of this moment routes the event with it."""
+    stamp: float | None = getattr(message, "fetched_at", None)
+    return time.monotonic() if stamp is None else stamp
 
 
 def skip_unreadable_batches(app: faust.App) -> None:

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 #: large topic takes seconds to apply, and /healthz, /readyz and the API share this loop.
 YIELD_EVERY_S = 0.02
 
+#: Longest a reader waits for a view to reach its topic's end (``fresh_since``) before it goes on
+#: with the view as it is; the view is reported lagging (/readyz) until it catches up again.
+FRESH_TIMEOUT_S = 5.0
+
 
 class CompactedFeed:
     """Reads every partition of a topic from the beginning, then follows it; no consumer group.
@@ -48,6 +52,13 @@ class CompactedFeed:
         self._task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
         self.failed = asyncio.Event()
+        self._assignment: list[TopicPartition] = []
+        self._positions: dict[TopicPartition, int] = {}
+        self._progress = asyncio.Event()
+        #: The latest moment (monotonic) of which the view is known to hold all its topic had.
+        self.fresh_at = 0.0
+        self._barrier: tuple[float, asyncio.Task[None]] | None = None
+        self._lagging_since: float | None = None
 
     def apply(self, record: Any) -> None:
         """Apply one record (an aiokafka ``ConsumerRecord``) to the view."""
@@ -78,6 +89,7 @@ class CompactedFeed:
         assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         consumer.assign(assignment)
         await consumer.seek_to_beginning(*assignment)
+        self._assignment = assignment
         end_offsets = await consumer.end_offsets(assignment)
         self._task = asyncio.create_task(
             self._follow(consumer, end_offsets), name=f"feed-{self.topic}"
@@ -86,9 +98,75 @@ class CompactedFeed:
 
     def problem(self) -> str | None:
         """Why this view cannot be trusted, for /readyz; None while it follows its topic."""
-        if self.failure is None:
-            return None
-        return f"the view of {self.topic} stopped following it: {self.failure!r}"
+        if self.failure is not None:
+            return f"the view of {self.topic} stopped following it: {self.failure!r}"
+        if self._lagging_since is not None:
+            behind = time.monotonic() - self._lagging_since
+            return f"the view of {self.topic} has not reached the end of it for {behind:.0f} s"
+        return None
+
+    async def fresh_since(self, moment: float) -> None:
+        """Return once the view holds every record its topic had at ``moment`` (monotonic).
+
+        One reader's many calls share one check of the topic's end offsets at a time, so a busy
+        reader pays about one round trip per batch. A check that takes over ``FRESH_TIMEOUT_S``
+        lets the reader go on with the view as it is (the check goes on, and /readyz reports the
+        lag): a partition of the view's topic without a leader must not stop every delivery.
+        """
+        if self.fresh_at >= moment:
+            return
+        if self.failure is not None:
+            raise self.failure
+        deadline = time.monotonic() + FRESH_TIMEOUT_S
+        barrier = self._barrier
+        if barrier is not None and barrier[0] < moment and self._lagging_since is None:
+            # The check under way began too early for this reader: let it end, then check again.
+            await asyncio.wait([barrier[1]], timeout=FRESH_TIMEOUT_S)
+            if self.fresh_at >= moment:
+                return
+        barrier = self._barrier
+        if barrier is None or (barrier[0] < moment and barrier[1].done()):
+            started = time.monotonic()
+            task = asyncio.create_task(self._catch_up(started), name=f"fresh-{self.topic}")
+            barrier = self._barrier = (started, task)
+        if self._lagging_since is not None:
+            return
+        done, _ = await asyncio.wait([barrier[1]], timeout=max(0.0, deadline - time.monotonic()))
+        if self.failure is not None:
+            raise self.failure
+        if not done and self.fresh_at < moment and self._lagging_since is None:
+            self._lagging_since = barrier[0]
+            log.warning(
+                "the view of %s has not reached the end of it within %g s; going on with the "
+                "view as it is until it does",
+                self.topic,
+                FRESH_TIMEOUT_S,
+            )
+
+    async def _catch_up(self, started: float) -> None:
+        """Wait until the view has applied everything up to the topic's end offsets now."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        try:
+            ends = await consumer.end_offsets(self._assignment)
+            while self.failure is None and any(
+                self._positions.get(tp, 0) < end for tp, end in ends.items()
+            ):
+                progress = self._progress
+                await progress.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The view goes on following; the next reader starts the next check, one a second
+            # at most (this one holds its place meanwhile).
+            log.warning("could not read the end offsets of %s", self.topic, exc_info=True)
+            await asyncio.sleep(1.0)
+            return
+        self.fresh_at = max(self.fresh_at, started)
+        if self._lagging_since is not None:
+            log.info("the view of %s has reached the end of it again", self.topic)
+            self._lagging_since = None
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
@@ -96,6 +174,7 @@ class CompactedFeed:
         self.failure = task.exception()
         self.ready.clear()
         self.failed.set()
+        self._progress.set()
         log.critical("%s", self.problem(), exc_info=self.failure)
 
     async def wait_ready(self, timeout_s: float) -> None:
@@ -115,6 +194,8 @@ class CompactedFeed:
             raise TimeoutError(f"the view of {self.topic} did not catch up within {timeout_s:g} s")
 
     async def stop(self) -> None:
+        if self._barrier is not None:
+            self._barrier[1].cancel()
         if self._task is not None:
             self._task.cancel()
             # Waits without raising: a failure of the task was reported when it ended.
@@ -142,8 +223,12 @@ class CompactedFeed:
                     if time.monotonic() >= turn_ends:
                         await asyncio.sleep(0)
                         turn_ends = time.monotonic() + YIELD_EVERY_S
+            for tp in self._assignment:
+                self._positions[tp] = await consumer.position(tp)
+            progress, self._progress = self._progress, asyncio.Event()
+            progress.set()
             if not self.ready.is_set() and all(
-                [await consumer.position(tp) >= end for tp, end in remaining.items()]
+                self._positions[tp] >= end for tp, end in remaining.items()
             ):
                 self._set_ready()
 

@@ -34,7 +34,7 @@ from hookstream.catalog import CatalogFeed, EventCatalog, catalog_topic
 from hookstream.codec import decode, encode
 from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
-from hookstream.faustio import ViewsFirstApp, skip_unreadable_batches
+from hookstream.faustio import ViewsFirstApp, fetched_at, skip_unreadable_batches
 from hookstream.intake import Headers, InputFormat, IntakeError, decode_event, event_topics
 from hookstream.kafkaauth import faust_credentials
 from hookstream.kafkaio import dead_letter_bytes
@@ -264,6 +264,12 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         await catalog_feed.wait_ready(settings.matcher.ready_timeout_s)
         await feed.wait_ready(settings.matcher.ready_timeout_s)
 
+    async def views_fresh_since(moment: float) -> None:
+        """Both views hold what their topics had at ``moment`` (a webhook created, an event
+        type declared just before an event was published is used for it)."""
+        if min(feed.fresh_at, catalog_feed.fresh_at) < moment:
+            await asyncio.gather(catalog_feed.fresh_since(moment), feed.fresh_since(moment))
+
     views = (feed, catalog_feed)
     ops = OpsServer(
         settings.ops.host,
@@ -388,6 +394,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
                 )
                 await dead_letter(event, reason)
             else:
+                await views_fresh_since(fetched_at(message))
                 jobs = await guarded(
                     event,
                     partial(

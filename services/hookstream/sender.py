@@ -418,7 +418,12 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
             security=security,
         )
         stack.push_async_callback(consumer.stop)
-        sender = Sender(settings, consumer, producer, Deliverer(settings, http, directory, policy))
+        sender = Sender(
+            settings,
+            consumer,
+            producer,
+            Deliverer(settings, http, directory, policy, feed.fresh_since),
+        )
         sender.subscribe()
         await consumer.start()
         watch = asyncio.create_task(_stop_on_frozen_view(sender, feed, policy))

@@ -244,6 +244,44 @@ def test_webhook_life_cycle(admin: Env, receiver: Receiver) -> None:
         assert not any(value in body for value in secrets), body
 
 
+def test_an_event_published_right_after_a_change_is_routed_with_it(
+    admin: Env, receiver: Receiver
+) -> None:
+    """Once the API has answered, the change holds for the next event: the matcher and the
+    sender follow the webhook topic a little behind, and wait for it rather than route an event
+    without a webhook created (or activated) a moment before."""
+    http = admin.http()
+    resource = f"i{_hex()}"
+    created = []
+    for number in range(12):
+        path = f"/fresh-{resource}-{number}"
+        hook = _ok(
+            http.post(
+                f"{API}/webhooks",
+                json={
+                    "name": f"Fresh {number}",
+                    "payload_url": receiver.url(path),
+                    "triggers": [f"/items/{resource}-{number}/update"],
+                },
+            ),
+            201,
+        )
+        event = make_event("items", "update", f"{resource}-{number}", title=str(number))
+        admin.kafka.publish_event(event)
+        created.append((hook["id"], path, event))
+    for webhook_id, path, event in created:
+        wait_until(lambda path=path: receiver.on(path), 30, f"the delivery to {path}")
+        assert _final_delivery(http, webhook_id, event)["outcome"] == "delivered"
+    webhook_id, path, _ = created[0]
+    for turn in range(6):
+        _ok(http.post(f"{API}/webhooks/{webhook_id}/deactivate", json={"reason": "pause"}))
+        _ok(http.post(f"{API}/webhooks/{webhook_id}/activate"))
+        event = make_event("items", "update", f"{resource}-0", title=f"again {turn}")
+        admin.kafka.publish_event(event)
+        assert _final_delivery(http, webhook_id, event)["outcome"] == "delivered"
+    assert len(receiver.on(path)) == 7
+
+
 def test_settings_changes_take_effect_in_the_running_sender(admin: Env, receiver: Receiver) -> None:
     http = admin.http()
     group = f"g{_hex()}"

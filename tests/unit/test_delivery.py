@@ -373,3 +373,38 @@ def test_a_retry_is_keyed_by_delivery_id_and_its_status_by_webhook_id() -> None:
     ]
     retry = decode(outputs[1][2], DeliveryJob)
     assert (retry.delivery_id, retry.attempt, retry.due_at) == ("d-1", 2, NOW + 1000)
+
+
+def test_a_webhook_missing_from_the_view_is_looked_up_again_once_the_view_caught_up() -> None:
+    """The matcher routed the job with a config the sender's view did not hold yet: the
+    attempt waits for the view (``fresh_since``) instead of skipping it as deleted."""
+    webhook = WebhookConfig(
+        webhook_id="wh-new",
+        name="New",
+        payload_url="https://192.0.2.1/hook",  # refused by the address policy: no request
+        triggers=["/items"],
+    )
+    directory = WebhookDirectory()
+    asked: list[float] = []
+
+    async def fresh_since(moment: float) -> None:
+        asked.append(moment)
+        directory.put(webhook)
+
+    settings = Settings(security={"allow_networks": ["127.0.0.1/32"]})
+    deliverer = Deliverer(
+        settings,
+        httpx.AsyncClient(),
+        directory,
+        _Policy(),  # type: ignore[arg-type]
+        fresh_since,
+    )
+    attempt = asyncio.run(deliverer.deliver(_job(webhook, "/items", "i-1")))
+    [status] = [
+        decode(value, DeliveryStatus)
+        for topic, _, value in attempt.outputs
+        if topic == settings.topics.status
+    ]
+    assert len(asked) == 1
+    assert status.outcome is not Outcome.SKIPPED and status.webhook_name == "New"
+    assert status.error is not None and "the webhook was deleted" not in status.error

@@ -39,6 +39,8 @@ def make_consumer(
     group_id: str,
     session_timeout_s: float,
     security: KafkaSecuritySettings | None = None,
+    heartbeat_interval_s: float | None = None,
+    group_instance_id: str | None = None,
 ) -> AIOKafkaConsumer:
     """A group consumer that never commits on its own: the service commits what is done."""
     consumer = AIOKafkaConsumer(
@@ -51,7 +53,8 @@ def make_consumer(
         fetch_max_wait_ms=100,
         max_poll_interval_ms=300_000,
         session_timeout_ms=int(session_timeout_s * 1000),
-        heartbeat_interval_ms=int(session_timeout_s * 1000 / 3),
+        heartbeat_interval_ms=int((heartbeat_interval_s or session_timeout_s / 3) * 1000),
+        group_instance_id=group_instance_id,
     )
     return consumer
 

@@ -133,6 +133,8 @@ class Outcome(StrEnum):
     #: The schema's enum default: what a reader holding this schema reads for an outcome added
     #: later (docs/schemas.md). hookstream never writes it.
     UNKNOWN = "unknown"
+    #: Not attempted: held back while the receiver's circuit is open; not final, not a failure.
+    HELD = "held"
 
 
 class CommandKind(StrEnum):

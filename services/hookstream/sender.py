@@ -416,6 +416,8 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
             group_id=f"{settings.app_id}-sender",
             session_timeout_s=settings.group_session_timeout_s,
             security=security,
+            heartbeat_interval_s=settings.group_heartbeat_interval_s,
+            group_instance_id=settings.group_instance_id,
         )
         stack.push_async_callback(consumer.stop)
         sender = Sender(

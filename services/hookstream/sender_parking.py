@@ -159,8 +159,8 @@ def held_status(
         trigger=job.trigger,
         attempt=job.attempt,
         max_attempts=max_attempts,
-        # SKIPPED and not final, so nothing counts it as a failure.
-        outcome=Outcome.SKIPPED,
+        # Not final and not a failure: nothing counts it toward deactivation.
+        outcome=Outcome.HELD,
         final=False,
         next_attempt_at=due_at,
         error=f"held back, not attempted: the receiver's circuit is open after {failures} "

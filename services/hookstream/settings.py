@@ -452,10 +452,19 @@ class Settings(BaseSettings):
         description="Prefix of consumer groups and client ids; one per hookstream installation.",
     )
     group_session_timeout_s: float = Field(
-        default=30.0,
+        default=6.0,
         ge=6.0,
         le=300.0,
         description="How soon a crashed matcher or sender loses its partitions to the others.",
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description=(
+            "A stable name of this process in its consumer group (static membership, e.g. the "
+            "pod's name): restarted under it, the process takes its partitions back at once. "
+            "Unique per process; unset means a new member at every start."
+        ),
     )
     topics: TopicSettings = TopicSettings()
     delivery: DeliverySettings = DeliverySettings()
@@ -470,6 +479,12 @@ class Settings(BaseSettings):
     log_format: str = Field(
         default="json", pattern=r"^(json|text)$", description="json: one object per line."
     )
+
+    @property
+    def group_heartbeat_interval_s(self) -> float:
+        """A sixth of the session timeout, at most 3 s: a dead member's partitions move soon
+        after its session ends, since the others hear of the rebalance at their next beat."""
+        return min(3.0, self.group_session_timeout_s / 6)
 
     def masked(self) -> dict[str, Any]:
         """The settings as a dict with every secret masked, for the start-up log line."""

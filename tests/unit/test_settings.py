@@ -149,3 +149,23 @@ def test_masked_is_plain_json() -> None:
     masked = Settings().masked()
     assert masked["delivery"]["max_attempts"] == 3
     assert isinstance(masked["local_kafka"]["home"], str)
+
+
+def test_group_membership_defaults_fail_over_within_seconds() -> None:
+    """A dead member's partitions move once its 6 s session ends; heartbeats every second tell
+    the survivors at once (docs/operations.md, "Fail-over")."""
+    settings = Settings()
+    assert settings.group_session_timeout_s == 6.0
+    assert settings.group_heartbeat_interval_s == 1.0
+    assert settings.group_instance_id is None
+    assert Settings(group_session_timeout_s=60).group_heartbeat_interval_s == 3.0
+
+
+def test_group_instance_id_comes_from_the_environment_and_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOOKSTREAM_GROUP_INSTANCE_ID", "hookstream-sender-7d9f-x2k4q")
+    assert Settings().group_instance_id == "hookstream-sender-7d9f-x2k4q"
+    monkeypatch.setenv("HOOKSTREAM_GROUP_INSTANCE_ID", "two words")
+    with pytest.raises(ValidationError, match="group_instance_id"):
+        Settings()

@@ -181,6 +181,16 @@ class AuthOut(BaseModel):
     audience: str | None = None
 
 
+class CircuitOut(BaseModel):
+    """An open circuit: the receiver failed to answer again and again, so its deliveries wait
+    (held, not failed) while a sender sends one probe at a time until it answers."""
+
+    state: Literal["open"] = "open"
+    held_at: int = Field(description="When a delivery was last held back (epoch milliseconds).")
+    next_probe_at: int | None = Field(description="When the next probe is due (epoch ms).")
+    reason: str | None
+
+
 class WebhookOut(BaseModel):
     """A webhook as the registry holds it, secrets removed."""
 
@@ -216,9 +226,14 @@ class WebhookOut(BaseModel):
     ca_bundle: str | None = Field(default=None, description="PEM CA certificates (public).")
     client_cert: str | None = Field(default=None, description="PEM client certificate (public).")
     has_client_key: bool = Field(default=False, description="Whether a client key is stored.")
+    circuit: CircuitOut | None = Field(
+        default=None,
+        description="Set while the receiver's circuit is open, as the notification status last "
+        "reported it; null when it answers.",
+    )
 
     @classmethod
-    def of(cls, config: WebhookConfig) -> WebhookOut:
+    def of(cls, config: WebhookConfig, circuit: CircuitOut | None = None) -> WebhookOut:
         auth = config.auth
         rotating = config.previous_secret is not None
         return cls(
@@ -258,6 +273,7 @@ class WebhookOut(BaseModel):
             ca_bundle=config.ca_bundle,
             client_cert=config.client_cert,
             has_client_key=config.client_key is not None,
+            circuit=circuit,
         )
 
 

@@ -49,7 +49,7 @@ def webhooks_table(page: dict[str, Any]) -> str:
         (
             hook["id"],
             hook["name"],
-            "yes" if hook["active"] else "no",
+            ("yes" if hook["active"] else "no") + (", circuit open" if hook.get("circuit") else ""),
             ", ".join(hook["triggers"]),
             hook["payload_url"],
         )
@@ -71,6 +71,13 @@ def webhook_detail(hook: dict[str, Any]) -> str:
     state = "active" if hook["active"] else f"inactive since {when(hook['deactivated_at'])}"
     if not hook["active"] and hook.get("deactivated_reason"):
         state += f": {hook['deactivated_reason']}"
+    circuit = hook.get("circuit")
+    if circuit:
+        # Deliveries wait (held, not failed) while one probe at a time tries the receiver.
+        state += (
+            f"; circuit open, deliveries held since {when(circuit['held_at'])}, "
+            f"next probe {when(circuit['next_probe_at'])}"
+        )
     fields = [
         ("id", hook["id"]),
         ("number", hook.get("numeric_id", "-")),

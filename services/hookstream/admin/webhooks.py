@@ -7,6 +7,7 @@ the admin's own view of the config topic shows the change, or is a 503 after
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from hookstream.admin.deps import Num, Start, Webhooks, find_webhook, next_start
 from hookstream.admin.event_types import Catalog
 from hookstream.admin.problems import invalid_field, raise_invalid
 from hookstream.admin.schemas import (
+    CircuitOut,
     DeactivateRequest,
     WebhookCreate,
     WebhookOut,
@@ -169,12 +171,13 @@ async def list_webhooks(
     ]
     found.sort(key=lambda config: (config.created_at, config.webhook_id))
     page = found[start - 1 : start - 1 + num]
+    circuits = await _open_circuits(state, page)
     return WebhookPage(
         total=len(found),
         start=start,
         num=len(page),
         next_start=next_start(start, num, len(found)),
-        webhooks=[WebhookOut.of(config) for config in page],
+        webhooks=[WebhookOut.of(config, circuits.get(config.webhook_id)) for config in page],
     )
 
 
@@ -182,7 +185,20 @@ async def list_webhooks(
     "/{webhook_id}", summary="Show a webhook", responses=problem_responses(401, 404, 422, 503)
 )
 async def show_webhook(webhook_id: str, state: Webhooks) -> WebhookOut:
-    return WebhookOut.of(find_webhook(state, webhook_id))
+    config = find_webhook(state, webhook_id)
+    circuits = await _open_circuits(state, [config])
+    return WebhookOut.of(config, circuits.get(webhook_id))
+
+
+async def _open_circuits(state: AdminState, configs: list[WebhookConfig]) -> dict[str, CircuitOut]:
+    """The open circuits among ``configs``, from the notification status (held deliveries)."""
+    held = await asyncio.to_thread(state.store.open_circuits, [c.webhook_id for c in configs])
+    return {
+        webhook_id: CircuitOut(
+            held_at=back.held_at, next_probe_at=back.next_probe_at, reason=back.reason
+        )
+        for webhook_id, back in held.items()
+    }
 
 
 @router.patch(

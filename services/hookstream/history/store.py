@@ -54,6 +54,10 @@ SCHEMA = (
         http_status INTEGER, response_excerpt TEXT, error TEXT,
         duration_ms DOUBLE PRECISION NOT NULL, next_attempt_at BIGINT,
         PRIMARY KEY (webhook_id, delivery_id, attempted_at, attempt))""",
+    # The circuit state of a webhook: its latest held record, and any answer after it.
+    "CREATE INDEX IF NOT EXISTS hs_attempts_by_outcome "
+    "ON hs_attempts (webhook_id, outcome, attempted_at)",
+    "CREATE INDEX IF NOT EXISTS hs_attempts_by_time ON hs_attempts (webhook_id, attempted_at)",
     """CREATE TABLE IF NOT EXISTS hs_events (
         event_id TEXT NOT NULL, webhook_id TEXT NOT NULL, delivery_id TEXT NOT NULL,
         PRIMARY KEY (event_id, webhook_id, delivery_id))""",
@@ -131,6 +135,21 @@ _FAILED_SINCE = (
     "webhook_id = ? AND outcome = 'failed' AND fired_at < ? AND expires_at > ? "
     "AND (fired_at, delivery_id) > (?, ?)"
 )
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A webhook's circuit as its senders last reported it open."""
+
+    #: When a sender last held a job back (epoch ms).
+    held_at: int
+    #: When that job is due again, as the circuit's next probe (epoch ms).
+    next_probe_at: int | None
+    reason: str | None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 class HistoryQueryError(ValueError):
@@ -343,6 +362,35 @@ class HistoryStore:
         with self._read_lock:
             found = [_row(values) for values in self._reader.rows(sql, params)]
             return self._with_attempts(found[:1])[0] if found else None
+
+    def open_circuits(self, webhook_ids: Sequence[str]) -> dict[str, HeldBack]:
+        """The webhooks among ``webhook_ids`` whose circuit a sender last reported open: a job
+        was held back (outcome ``held``) and no attempt got an answer from the receiver since."""
+        if not webhook_ids:
+            return {}
+        found: dict[str, HeldBack] = {}
+        marks = ", ".join("?" for _ in webhook_ids)
+        with self._read_lock:
+            latest = self._reader.rows(
+                "SELECT webhook_id, MAX(attempted_at) FROM hs_attempts "  # noqa: S608
+                f"WHERE webhook_id IN ({marks}) AND outcome = ? GROUP BY webhook_id",
+                [*webhook_ids, Outcome.HELD.value],
+            )
+            for webhook_id, held_at in latest:
+                answered = self._reader.rows(
+                    "SELECT 1 FROM hs_attempts WHERE webhook_id = ? AND attempted_at > ? "
+                    "AND (http_status IS NOT NULL OR outcome = ?) LIMIT 1",
+                    (webhook_id, held_at, Outcome.DELIVERED.value),
+                )
+                if answered:
+                    continue
+                [(next_probe_at, reason)] = self._reader.rows(
+                    "SELECT next_attempt_at, error FROM hs_attempts WHERE webhook_id = ? "
+                    "AND outcome = ? AND attempted_at = ? LIMIT 1",
+                    (webhook_id, Outcome.HELD.value, held_at),
+                )
+                found[webhook_id] = HeldBack(int(held_at), _int_or_none(next_probe_at), reason)
+        return found
 
     def get_row(self, webhook_id: str, delivery_id: str, now: int) -> DeliveryRow | None:
         """The stored row (with the job's events) of one listed delivery."""

@@ -367,7 +367,11 @@ class LocalKafkaSettings(BaseModel):
     controller_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free one.")
     home: Path = Field(
         default=Path.home() / ".cache" / "hookstream",
-        description="Jars, storage, logs and the pid file live here.",
+        description="The broker's storage, logs and pid file live here.",
+    )
+    jars_dir: Path = Field(
+        default=Path.home() / ".cache" / "hookstream",
+        description="Where the Kafka jars are cached (kafka-<version>/), shared by every home.",
     )
     heap: str = Field(default="512m", pattern=r"^\d+[mMgG]$", description="Java heap.")
     start_timeout_s: float = Field(

@@ -94,7 +94,7 @@ def fetch_tools(settings: LocalKafkaSettings) -> Path:
 
 
 def _fetch(settings: LocalKafkaSettings, pom: str, folder: str, expected: str) -> Path:
-    libs = settings.home / f"kafka-{settings.version}" / folder
+    libs = settings.jars_dir / f"kafka-{settings.version}" / folder
     if (libs / _COMPLETE_MARKER).exists():
         return libs
     mvn = _require_tool("mvn", "Maven fetches the Kafka jars from Maven Central")

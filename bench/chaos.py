@@ -30,16 +30,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "cluster")]
+sys.path.insert(0, str(ROOT / "tests"))
 
 from support import TEST_SECRETS_KEY  # noqa: E402
 
 # Encrypt webhook secrets with the run's own key here too, as the services do (settings_env).
 os.environ["HOOKSTREAM_SECURITY__SECRETS_KEYS"] = TEST_SECRETS_KEY
 
-from cluster_support import Ledger, replicated_settings  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 
+from cluster.cluster_support import Ledger, replicated_settings  # noqa: E402
 from hookstream.client import HookstreamClient  # noqa: E402
 from hookstream.codec import encode  # noqa: E402
 from hookstream.localkafka.cluster import LocalCluster  # noqa: E402

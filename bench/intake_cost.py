@@ -27,7 +27,10 @@ SCHEMA = {
 
 def records(n: int) -> dict[str, tuple[InputFormat, list[tuple[bytes, Headers]]]]:
     """``n`` records per format, each a distinct order created."""
-    avro, plain, structured, binary = [], [], [], []
+    avro: list[tuple[bytes, Headers]] = []
+    plain: list[tuple[bytes, Headers]] = []
+    structured: list[tuple[bytes, Headers]] = []
+    binary: list[tuple[bytes, Headers]] = []
     for i in range(n):
         event = DomainEvent(
             event_id=f"e-{i}",

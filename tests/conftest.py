@@ -6,8 +6,9 @@ Set HOOKSTREAM_TEST_KAFKA_BOOTSTRAP to run the integration tests against an exis
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal, overload
 
 import pytest
 
@@ -20,7 +21,14 @@ from history_support import HistoryDatabase, postgres_server
 from hookstream.localkafka.broker import LocalBroker
 from hookstream.settings import LocalKafkaSettings, Settings
 from hookstream.topics import create_topics
-from support import DeadLetterReader, Pipeline, Receiver, StatusReader, unique_settings
+from support import (
+    DeadLetterReader,
+    Pipeline,
+    Receiver,
+    StatusReader,
+    StatusReaderFactory,
+    unique_settings,
+)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +48,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_settings(kafka_bootstrap: str):  # type: ignore[no-untyped-def]
+def make_settings(kafka_bootstrap: str) -> Callable[..., Settings]:
     """Settings with unique, freshly created topics for one test."""
 
     def make(**delivery: object) -> Settings:
@@ -59,7 +67,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def pipeline_factory(tmp_path: Path) -> Iterator[object]:
+def pipeline_factory(tmp_path: Path) -> Iterator[Callable[[Settings], Pipeline]]:
     pipelines: list[Pipeline] = []
 
     def make(settings: Settings) -> Pipeline:
@@ -73,8 +81,14 @@ def pipeline_factory(tmp_path: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def status_reader_factory(kafka_bootstrap: str) -> Iterator[object]:
+def status_reader_factory(kafka_bootstrap: str) -> Iterator[StatusReaderFactory]:
     readers: list[StatusReader | DeadLetterReader] = []
+
+    @overload
+    def make(settings: Settings, dead_letters: Literal[False] = False) -> StatusReader: ...
+
+    @overload
+    def make(settings: Settings, dead_letters: Literal[True]) -> DeadLetterReader: ...
 
     def make(settings: Settings, dead_letters: bool = False) -> StatusReader | DeadLetterReader:
         reader: StatusReader | DeadLetterReader = (

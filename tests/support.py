@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol, TypeVar, overload
 
 from cryptography.fernet import Fernet
 from kafka import KafkaConsumer
@@ -25,10 +25,13 @@ from hookstream.errors import DecodeError
 from hookstream.models import DeadLetter, DeliveryStatus, DomainEvent, WebhookConfig, now_ms
 from hookstream.settings import Settings
 
+#: What a polled condition yields once it holds.
+T = TypeVar("T")
+
 
 def wait_until(
-    predicate: Callable[[], Any], timeout_s: float, what: str, step_s: float = 0.05
-) -> Any:
+    predicate: Callable[[], T | None], timeout_s: float, what: str, step_s: float = 0.05
+) -> T:
     """Poll ``predicate`` until it returns something truthy, at most ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -177,6 +180,18 @@ class DeadLetterReader(TopicReader):
         super().__init__(bootstrap, settings.topics.deadletter, DeadLetter)
 
 
+class StatusReaderFactory(Protocol):
+    """The ``status_reader_factory`` fixture: a status reader, or the dead letters if asked."""
+
+    @overload
+    def __call__(
+        self, settings: Settings, dead_letters: Literal[False] = False
+    ) -> StatusReader: ...
+
+    @overload
+    def __call__(self, settings: Settings, dead_letters: Literal[True]) -> DeadLetterReader: ...
+
+
 #: One Fernet key for the test session; set before any settings are read (see conftest.py).
 TEST_SECRETS_KEY = Fernet.generate_key().decode()
 
@@ -244,6 +259,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env["HOOKSTREAM_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap or ""
     env["HOOKSTREAM_APP_ID"] = settings.app_id
     env["HOOKSTREAM_GROUP_SESSION_TIMEOUT_S"] = str(settings.group_session_timeout_s)
+    if settings.group_instance_id is not None:
+        env["HOOKSTREAM_GROUP_INSTANCE_ID"] = settings.group_instance_id
     topics = settings.topics.model_dump()
     for name, value in topics.items():
         env[f"HOOKSTREAM_TOPICS__{name.upper()}"] = (

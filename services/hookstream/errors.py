@@ -33,11 +33,3 @@ class DecodeError(PermanentError):
 
 class SchemaMismatchError(DecodeError):
     """A record was written with another schema than the reader expects."""
-
-
-class InvalidWebhookError(PermanentError):
-    """A webhook configuration breaks a rule; the message names the field and the rule."""
-
-
-class InvalidEventError(PermanentError):
-    """A domain event breaks a rule of the envelope."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -260,8 +259,3 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._resolver.close()
-
-
-def resolved_addresses(results: Iterable[dict[str, Any]]) -> list[str]:
-    """The addresses in a list of resolver results (for logs and tests)."""
-    return [str(result["host"]) for result in results]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from cluster_support import replicated_settings
 
+from cluster.cluster_support import replicated_settings
 from hookstream.localkafka.cluster import LocalCluster
 from hookstream.settings import LocalKafkaSettings, Settings
 

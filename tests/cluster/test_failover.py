@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cluster_support import Ledger, busiest_leader, wait_fully_replicated
 
+from cluster.cluster_support import Ledger, busiest_leader, wait_fully_replicated
 from hookstream.client import HookstreamClient
 from hookstream.localkafka.cluster import LocalCluster, live_broker_ids, partition_states
 from hookstream.models import DeactivationPolicy, WebhookConfig

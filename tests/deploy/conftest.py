@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from deployfiles import COMPOSE_FILE, load_compose, render
+
+from deploy.deployfiles import COMPOSE_FILE, load_compose, render
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from deployfiles import is_custom, tool
+
+from deploy.deployfiles import is_custom, tool
 
 #: Module, version and the CRD files of its zip for the kinds k8s/ uses. Keep the versions in
 #: step with scripts/bootstrap.sh --test-tools.

@@ -393,6 +393,12 @@ def container_env(
         if "value" in entry:
             env[entry["name"]] = entry["value"]
             continue
+        field = entry["valueFrom"].get("fieldRef")
+        if field is not None:
+            # The downward API: what a pod of this container would see (its own name).
+            assert field["fieldPath"] == "metadata.name", f"unsupported fieldRef in {entry}"
+            env[entry["name"]] = f"{container['name']}-pod-0"
+            continue
         ref = entry["valueFrom"].get("secretKeyRef") or entry["valueFrom"].get("configMapKeyRef")
         assert ref is not None, f"unsupported valueFrom in {entry}"
         if "secretKeyRef" in entry["valueFrom"]:
@@ -478,7 +484,7 @@ def admin_paths() -> set[str]:
     paths = set(app.openapi()["paths"])
     # Routes kept out of the schema (and mounted apps such as a metrics endpoint) count too.
     paths.update(
-        route.path for route in app.routes if isinstance(getattr(route, "path", None), str)
+        path for route in app.routes if isinstance(path := getattr(route, "path", None), str)
     )
     return paths
 

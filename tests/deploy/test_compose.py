@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
-from deployfiles import (
+
+from deploy.deployfiles import (
     COMMIT_MARGIN_S,
     COMPOSE_FILE,
     LISTENS,
@@ -27,7 +28,6 @@ from deployfiles import (
     settings_from_env,
     unknown_variables,
 )
-
 from hookstream.settings import LocalKafkaSettings
 from support import wait_until
 

@@ -12,12 +12,18 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 import yaml
-from deployfiles import (
+from kafka import KafkaAdminClient
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.parser import text_string_to_metric_families
+
+import hookstream.metrics
+from deploy.deployfiles import (
     K8S,
     LISTENS,
     image_argv,
@@ -26,12 +32,6 @@ from deployfiles import (
     settings_from_env,
     subcommands,
 )
-from kafka import KafkaAdminClient
-from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
-from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.parser import text_string_to_metric_families
-
-import hookstream.metrics
 from hookstream.settings import Settings, TopicSettings
 from support import wait_until
 
@@ -165,7 +165,8 @@ class Started:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def alive(self) -> bool:
+    def alive(self) -> Literal[True]:
+        """True, or the process's exit status and the end of its log as the failure."""
         if self.process.poll() is not None:
             raise AssertionError(f"exited with {self.process.returncode}:\n{self.text()[-3000:]}")
         return True

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deployfiles import (
+
+from deploy.deployfiles import (
     DOCKERFILE,
     ROOT,
     SERVICE_COMMANDS,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from deployfiles import (
+
+from deploy.deployfiles import (
     K8S,
     KUBERNETES_VERSIONS,
     LISTENS,
@@ -29,7 +30,6 @@ from deployfiles import (
     walk,
     with_components,
 )
-
 from hookstream import __version__
 from hookstream.errors import ConfigurationError
 from hookstream.matcher import create_app

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from deployfiles import (
+from deploy.deployfiles import (
     COMMIT_MARGIN_S,
     handler_for,
     labels_match,
@@ -15,7 +15,6 @@ from deployfiles import (
     pod_spec,
     render,
 )
-
 from hookstream.cli import _topics_wait
 
 #: Memory each process measured at its peak (bench/sizing.py, 100,000 webhooks and, for the

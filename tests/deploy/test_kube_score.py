@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deployfiles import render, tool, with_components
+
+from deploy.deployfiles import render, tool, with_components
 
 #: kube-score checks whose CRITICAL findings are accepted, with the reason.
 ACCEPTED = {

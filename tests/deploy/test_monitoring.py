@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deployfiles import ROOT, hookstream_metrics, of_kind, with_components
+
+from deploy.deployfiles import ROOT, hookstream_metrics, of_kind, with_components
 
 RUNBOOK = ROOT / "docs" / "runbook.md"
 RUNBOOK_PREFIX = "https://hookstream.invalid/docs/runbook.md#"

@@ -11,9 +11,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from deployfiles import ROOT, hookstream_metrics, setting_variables, unknown_variables
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from deploy.deployfiles import ROOT, hookstream_metrics, setting_variables, unknown_variables
 from hookstream.directory import REVISION_HEADER
 from hookstream.topics import create_topics
 from support import unique_settings

@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deployfiles import K8S, ROOT
+
+from deploy.deployfiles import K8S, ROOT
 
 SCRIPT = ROOT / "scripts" / "upgrade.sh"
 

@@ -54,7 +54,7 @@ def test_every_route_but_health_needs_a_valid_token(
             {"Authorization": "Bearer wrong-token"},
             {"Authorization": f"Basic {TOKEN}"},
             {"Authorization": f"Bearer {TOKEN}x"},
-            {"Authorization": "Bearer \u00e9t\u00e9".encode()},
+            {b"Authorization": "Bearer \u00e9t\u00e9".encode()},
         ):
             wrong = anonymous.get(f"{API}/webhooks", headers=headers)
             assert wrong.status_code == 401

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +271,7 @@ def test_an_event_published_right_after_a_change_is_routed_with_it(
         admin.kafka.publish_event(event)
         created.append((hook["id"], path, event))
     for webhook_id, path, event in created:
-        wait_until(lambda path=path: receiver.on(path), 30, f"the delivery to {path}")
+        wait_until(partial(receiver.on, path), 30, f"the delivery to {path}")
         assert _final_delivery(http, webhook_id, event)["outcome"] == "delivered"
     webhook_id, path, _ = created[0]
     for turn in range(6):

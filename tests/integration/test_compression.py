@@ -9,7 +9,7 @@ import logging
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from support import (
     Pipeline,
     Receiver,
     StatusReader,
+    StatusReaderFactory,
     make_event,
     register_and_wait,
     wait_until,
@@ -134,8 +135,11 @@ def console_produce(bootstrap: str, topic: str, codec: str, lines: list[str]) ->
 
 
 @pytest.fixture
-def clients(make_settings: Any) -> Iterator[tuple[Settings, dict[str, HookstreamClient]]]:
+def clients(
+    make_settings: Callable[..., Settings],
+) -> Iterator[tuple[Settings, dict[str, HookstreamClient]]]:
     settings = make_settings()
+    assert settings.kafka_bootstrap is not None
     made = {
         codec: HookstreamClient(settings.kafka_bootstrap, settings.topics, compression_type=codec)
         for codec in CODECS
@@ -145,28 +149,32 @@ def clients(make_settings: Any) -> Iterator[tuple[Settings, dict[str, Hookstream
         client.close()
 
 
-def test_kafka_python_writes_and_reads_every_codec(clients: Any, codecs_seen: set[str]) -> None:
+def test_kafka_python_writes_and_reads_every_codec(
+    clients: tuple[Settings, dict[str, HookstreamClient]], codecs_seen: set[str]
+) -> None:
     settings, made = clients
+    assert settings.kafka_bootstrap is not None
     topic = settings.topics.events[0]
     for codec, client in made.items():
         client.publish_event(make_event("users", "update", f"u-{codec}", note=PADDING))
     events = read_all(settings.kafka_bootstrap, topic)
     assert codecs_seen == set(CODECS)
-    assert sorted(decode(r.value, DomainEvent).resource_id for r in events) == sorted(
+    assert sorted(str(decode(r.value, DomainEvent).resource_id) for r in events) == sorted(
         f"u-{codec}" for codec in CODECS
     )
 
 
 def test_every_codec_through_matcher_sender_and_views(
-    clients: Any,
-    pipeline_factory: Any,
+    clients: tuple[Settings, dict[str, HookstreamClient]],
+    pipeline_factory: Callable[[Settings], Pipeline],
     receiver: Receiver,
-    status_reader_factory: Any,
+    status_reader_factory: StatusReaderFactory,
     codecs_seen: set[str],
 ) -> None:
     settings, made = clients
     topics = settings.topics
     bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
     # The operator's codecs: every topic a hookstream consumer reads, in one codec or another.
     set_topic_codec(
         bootstrap,
@@ -284,18 +292,22 @@ def _produce_around_a_zstd_batch(bootstrap: str, topic: str) -> tuple[list[bytes
 
 
 def test_a_batch_that_cannot_be_unpacked_is_skipped_by_a_view(
-    make_settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The issue's crash loop: a zstd batch read by a process without the zstd library."""
     settings = make_settings()
+    bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
     topic = settings.topics.webhooks
-    readable, packed = _produce_around_a_zstd_batch(settings.kafka_bootstrap, topic)
+    readable, packed = _produce_around_a_zstd_batch(bootstrap, topic)
     monkeypatch.setattr(aiokafka.codec, "cramjam", None)
     skipped_before = UNREADABLE_BATCHES.labels("test-view", topic)._value.get()
 
     async def run() -> WebhookDirectory:
         directory = WebhookDirectory()
-        feed = DirectoryFeed(directory, settings.kafka_bootstrap, topic, "test-view")
+        feed = DirectoryFeed(directory, bootstrap, topic, "test-view")
         await feed.start()
         try:
             await feed.wait_ready(60)
@@ -314,17 +326,17 @@ def test_a_batch_that_cannot_be_unpacked_is_skipped_by_a_view(
 
 
 def test_a_group_consumer_skips_a_batch_it_cannot_unpack_and_loses_nothing_else(
-    make_settings: Any, monkeypatch: pytest.MonkeyPatch
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings()
+    bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
     topic = settings.topics.deliveries
-    readable, _ = _produce_around_a_zstd_batch(settings.kafka_bootstrap, topic)
+    readable, _ = _produce_around_a_zstd_batch(bootstrap, topic)
     monkeypatch.setattr(aiokafka.codec, "cramjam", None)
 
     async def run() -> tuple[list[bytes], list[Any]]:
-        consumer = make_consumer(
-            settings.kafka_bootstrap, "test-sender", f"{settings.app_id}-g", 6.0
-        )
+        consumer = make_consumer(bootstrap, "test-sender", f"{settings.app_id}-g", 6.0)
         consumer.subscribe([topic])
         await consumer.start()
         values: list[bytes] = []
@@ -363,8 +375,8 @@ def _hide_codecs_from_services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_the_matcher_skips_an_events_batch_it_cannot_unpack(
-    clients: Any,
-    pipeline_factory: Any,
+    clients: tuple[Settings, dict[str, HookstreamClient]],
+    pipeline_factory: Callable[[Settings], Pipeline],
     receiver: Receiver,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -421,10 +433,10 @@ def test_the_matcher_skips_an_events_batch_it_cannot_unpack(
 
 
 def test_the_sender_dead_letters_a_jobs_batch_it_cannot_unpack(
-    clients: Any,
-    pipeline_factory: Any,
+    clients: tuple[Settings, dict[str, HookstreamClient]],
+    pipeline_factory: Callable[[Settings], Pipeline],
     receiver: Receiver,
-    status_reader_factory: Any,
+    status_reader_factory: StatusReaderFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,15 @@ from hookstream.models import (
     now_ms,
 )
 from hookstream.settings import Settings
-from support import Behaviour, Pipeline, Receiver, make_event, register_and_wait, wait_until
+from support import (
+    Behaviour,
+    Pipeline,
+    Receiver,
+    StatusReaderFactory,
+    make_event,
+    register_and_wait,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,9 +59,9 @@ def _received_ids(receiver: Receiver, path: str) -> set[str]:
 @pytest.mark.parametrize("victim", ["sender", "matcher"])
 def test_killed_service_restarts_and_every_job_is_delivered(
     victim: str,
-    make_settings,
+    make_settings: Callable[..., Settings],
     receiver: Receiver,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     settings: Settings = make_settings(concurrency=4, retry_interval_s=1)
     pipeline = Pipeline(settings, tmp_path)
@@ -94,9 +103,9 @@ def test_killed_service_restarts_and_every_job_is_delivered(
 
 
 def test_failure_count_survives_restarts_of_both_services(
-    make_settings,
+    make_settings: Callable[..., Settings],
     receiver: Receiver,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     """The count lives in the compacted config topic, so no restart forgets a failure."""
     settings: Settings = make_settings(max_attempts=1)
@@ -136,9 +145,9 @@ def test_failure_count_survives_restarts_of_both_services(
 
 
 def test_a_config_written_straight_to_the_topic_is_matched_within_a_second(
-    make_settings,
+    make_settings: Callable[..., Settings],
     receiver: Receiver,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     settings: Settings = make_settings()
     bootstrap = settings.kafka_bootstrap or ""
@@ -185,10 +194,10 @@ def test_a_config_written_straight_to_the_topic_is_matched_within_a_second(
 
 
 def test_killed_sender_beside_a_slow_webhook_loses_no_pair(
-    make_settings,
-    status_reader_factory,
+    make_settings: Callable[..., Settings],
+    status_reader_factory: StatusReaderFactory,
     receiver: Receiver,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     """kill -9 of a sender while a slow webhook's jobs are parked on the retry topic and a fast
     one is mid-stream: every (event, webhook) pair ends delivered or failed for good."""

@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hookstream.feeds import CompactedFeed
 from hookstream.models import WebhookConfig, generate_secret
 from hookstream.ops import OpsServer
 from hookstream.sender import _stop_on_frozen_view
+from hookstream.settings import Settings
 from support import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -56,18 +58,20 @@ class FakeSender:
 
 
 def test_a_view_that_stops_following_turns_readyz_to_503_and_stops_the_sender(
-    make_settings: Any,
+    make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings()
+    bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
     topic = settings.topics.webhooks
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         producer.send(topic, key=b"a", value=b"fine", partition=0).get(timeout=30)
     finally:
         producer.close()
 
     async def scenario() -> None:
-        view = BrokenView(settings.kafka_bootstrap, topic)
+        view = BrokenView(bootstrap, topic)
         ops = OpsServer(
             "127.0.0.1",
             0,
@@ -108,7 +112,7 @@ def test_a_view_that_stops_following_turns_readyz_to_503_and_stops_the_sender(
 
 @pytest.mark.parametrize("service", ["matcher", "sender"])
 def test_a_wrong_secrets_key_stops_the_service_with_a_message(
-    make_settings: Any, tmp_path: Path, service: str
+    make_settings: Callable[..., Settings], tmp_path: Path, service: str
 ) -> None:
     """Webhooks with a secret must not silently vanish from the views: the service exits
     non-zero naming HOOKSTREAM_SECURITY__SECRETS_KEYS."""

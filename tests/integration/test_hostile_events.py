@@ -7,6 +7,7 @@ the matcher's agent never crashes (before, one such event stopped every delivery
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 from kafka import KafkaProducer
@@ -14,16 +15,29 @@ from kafka import KafkaProducer
 from hookstream.client import HookstreamClient
 from hookstream.codec import encode
 from hookstream.models import DeadLetter, WebhookConfig, delivery_id_for
+from hookstream.settings import Settings
 from hostile_events import POISON_PROPERTIES, raw_event
-from support import DeadLetterReader, Receiver, make_event, register_and_wait, wait_until
+from support import (
+    DeadLetterReader,
+    Pipeline,
+    Receiver,
+    StatusReaderFactory,
+    make_event,
+    register_and_wait,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
 ROUNDS = 3
 
 
-def test_poison_events_are_dead_lettered_while_valid_ones_are_delivered(  # type: ignore[no-untyped-def]
-    make_settings, pipeline_factory, status_reader_factory, receiver: Receiver, kafka_bootstrap: str
+def test_poison_events_are_dead_lettered_while_valid_ones_are_delivered(
+    make_settings: Callable[..., Settings],
+    pipeline_factory: Callable[[Settings], Pipeline],
+    status_reader_factory: StatusReaderFactory,
+    receiver: Receiver,
+    kafka_bootstrap: str,
 ) -> None:
     settings = make_settings()
     pipeline = pipeline_factory(settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -119,7 +120,7 @@ def test_malformed_answers_are_recorded_retried_and_counted_and_commits_go_on(
             return [s for s in statuses.of(webhook.webhook_id) if s.outcome is Outcome.DEACTIVATED]
 
         for name, webhook in failing.items():
-            wait_until(lambda w=webhook: deactivated(w), 90, f"{name} to be deactivated")
+            wait_until(partial(deactivated, webhook), 90, f"{name} to be deactivated")
             attempts = sorted(
                 (s for s in statuses.of(webhook.webhook_id) if s.delivery_id is not None),
                 key=lambda s: s.attempt,
@@ -136,12 +137,11 @@ def test_malformed_answers_are_recorded_retried_and_counted_and_commits_go_on(
                 assert "malformed answer" in (last.error or ""), (name, last.error)
             assert hostile.on(f"/{name}") == ATTEMPTS, name
 
+        def finals(webhook: WebhookConfig) -> list[DeliveryStatus]:
+            return [s for s in statuses.of(webhook.webhook_id) if s.final]
+
         for webhook, excerpt in ((cut, "partial"), (dripping, "start")):
-            [done] = wait_until(
-                lambda w=webhook: [s for s in statuses.of(w.webhook_id) if s.final],
-                60,
-                f"{webhook.name} to be judged",
-            )
+            [done] = wait_until(partial(finals, webhook), 60, f"{webhook.name} to be judged")
             assert done.outcome is Outcome.DELIVERED, done
             assert done.http_status == 200
             assert (done.response_excerpt or "").startswith(excerpt), done

@@ -7,6 +7,7 @@ import socket
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -18,6 +19,7 @@ from support import (
     Pipeline,
     Receiver,
     StatusReader,
+    StatusReaderFactory,
     make_event,
     register_and_wait,
     wait_until,
@@ -49,9 +51,9 @@ def _id(prefix: str) -> str:
 
 
 def test_a_fast_webhook_is_not_held_up_by_a_slow_one(
-    make_settings,
-    pipeline_factory,
-    receiver: Receiver,  # type: ignore[no-untyped-def]
+    make_settings: Callable[..., Settings],
+    pipeline_factory: Callable[[Settings], Pipeline],
+    receiver: Receiver,
 ) -> None:
     settings: Settings = make_settings()
     per_webhook = settings.delivery.per_webhook_concurrency
@@ -111,10 +113,10 @@ def _refused_url() -> str:
 
 
 def test_a_dead_receiver_gets_probes_and_its_held_jobs_say_why(
-    make_settings,
-    pipeline_factory,
-    status_reader_factory,
-    receiver: Receiver,  # type: ignore[no-untyped-def]
+    make_settings: Callable[..., Settings],
+    pipeline_factory: Callable[[Settings], Pipeline],
+    status_reader_factory: StatusReaderFactory,
+    receiver: Receiver,
 ) -> None:
     failures = 3
     settings: Settings = make_settings(
@@ -145,7 +147,7 @@ def test_a_dead_receiver_gets_probes_and_its_held_jobs_say_why(
             return {
                 s.delivery_id or ""
                 for s in statuses.of(dead.webhook_id)
-                if s.outcome is Outcome.SKIPPED and not s.final
+                if s.outcome is Outcome.HELD and not s.final
             }
 
         # Every job beyond the first failures is held back by the open circuit and says why.
@@ -154,7 +156,7 @@ def test_a_dead_receiver_gets_probes_and_its_held_jobs_say_why(
         )
         records = statuses.of(dead.webhook_id)
         attempts = [s for s in records if s.outcome is Outcome.FAILED]
-        holds = [s for s in records if s.outcome is Outcome.SKIPPED]
+        holds = [s for s in records if s.outcome is Outcome.HELD]
         assert held() <= wanted_dead
         assert all("circuit is open" in (s.error or "") for s in holds)
         assert all(s.next_attempt_at is not None and not s.final for s in holds)
@@ -179,9 +181,9 @@ def test_a_dead_receiver_gets_probes_and_its_held_jobs_say_why(
 
 
 def test_parked_jobs_of_a_slow_webhook_are_all_delivered_with_their_ids(
-    make_settings,
-    pipeline_factory,
-    receiver: Receiver,  # type: ignore[no-untyped-def]
+    make_settings: Callable[..., Settings],
+    pipeline_factory: Callable[[Settings], Pipeline],
+    receiver: Receiver,
 ) -> None:
     """Jobs parked on the retry topic come back with the same delivery id and attempt."""
     settings: Settings = make_settings(per_webhook_concurrency=2, lane_max_wait_s=0.5)

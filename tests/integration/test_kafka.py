@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -25,7 +26,7 @@ def _event(n: int) -> DomainEvent:
     )
 
 
-def test_kafka_python_round_trip(make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_kafka_python_round_trip(make_settings: Callable[..., Settings]) -> None:
     settings: Settings = make_settings()
     topic = settings.topics.events[0]
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
@@ -48,7 +49,7 @@ def test_kafka_python_round_trip(make_settings) -> None:  # type: ignore[no-unty
     assert got == [f"e{n}" for n in range(5)]
 
 
-def test_aiokafka_round_trip_and_cross_client(make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_aiokafka_round_trip_and_cross_client(make_settings: Callable[..., Settings]) -> None:
     """faust-streaming's client (aiokafka) produces what kafka-python reads, and the reverse."""
     settings: Settings = make_settings()
     topic = settings.topics.events[0]
@@ -91,9 +92,10 @@ def test_aiokafka_round_trip_and_cross_client(make_settings) -> None:  # type: i
     assert sorted(seen) == ["e0", "e1", "e2", "e99"]
 
 
-def test_topics_created_with_their_settings(make_settings) -> None:  # type: ignore[no-untyped-def]
+def test_topics_created_with_their_settings(make_settings: Callable[..., Settings]) -> None:
     settings: Settings = make_settings()
     bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
     catalog = catalog_topic(settings.topics)
     assert catalog in settings.topics.all_names()
     assert create_topics(bootstrap, settings.topics) == {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _ready(base: str) -> bool:
+    return httpx.get(f"{base}/readyz").status_code == 200
+
+
 def _metric(text: str, name: str) -> float:
     total = 0.0
     for line in text.splitlines():
@@ -32,7 +38,9 @@ def _metric(text: str, name: str) -> float:
     return total
 
 
-def test_metrics_health_and_readiness(make_settings, receiver: Receiver, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_health_and_readiness(
+    make_settings: Callable[..., Settings], receiver: Receiver, tmp_path: Path
+) -> None:
     settings: Settings = make_settings()
     matcher_port, sender_port = _free_port(), _free_port()
     settings = settings.model_copy(
@@ -46,9 +54,7 @@ def test_metrics_health_and_readiness(make_settings, receiver: Receiver, tmp_pat
         for port in (matcher_port, sender_port):
             base = f"http://127.0.0.1:{port}"
             assert httpx.get(f"{base}/healthz").status_code == 200
-            wait_until(
-                lambda b=base: httpx.get(f"{b}/readyz").status_code == 200, 30, f"{base} ready"
-            )
+            wait_until(partial(_ready, base), 30, f"{base} ready")
         webhook = WebhookConfig(
             webhook_id=f"ops-{uuid.uuid4().hex[:6]}",
             name="Ops",

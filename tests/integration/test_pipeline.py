@@ -86,7 +86,9 @@ def _final(
     )
 
 
-def test_portal_json_basic_auth_specific_and_wildcard_triggers(shared, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_portal_json_basic_auth_specific_and_wildcard_triggers(
+    shared: tuple[Pipeline, HookstreamClient, StatusReader], receiver: Receiver
+) -> None:
     pipeline, client, statuses = shared
     item = f"item{uuid.uuid4().hex[:6]}"
     specific = WebhookConfig(
@@ -148,7 +150,9 @@ def test_portal_json_basic_auth_specific_and_wildcard_triggers(shared, receiver:
     assert "pa55word" not in status.model_dump_json()
 
 
-def test_device_xml_header_auth_and_smart_group_filter(shared, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_device_xml_header_auth_and_smart_group_filter(
+    shared: tuple[Pipeline, HookstreamClient, StatusReader], receiver: Receiver
+) -> None:
     pipeline, client, statuses = shared
     computers = WebhookConfig(
         webhook_id=_id("computers"),
@@ -212,8 +216,8 @@ def test_device_xml_header_auth_and_smart_group_filter(shared, receiver: Receive
 
 
 def test_failing_and_timing_out_webhooks_retry_without_delaying_a_healthy_one(
-    shared, receiver: Receiver
-) -> None:  # type: ignore[no-untyped-def]
+    shared: tuple[Pipeline, HookstreamClient, StatusReader], receiver: Receiver
+) -> None:
     pipeline, client, statuses = shared
     resource = f"g{uuid.uuid4().hex[:6]}"
     broken = WebhookConfig(
@@ -270,7 +274,9 @@ def test_failing_and_timing_out_webhooks_retry_without_delaying_a_healthy_one(
     assert all(request.at < last_failure for request in receiver.on("/healthy"))
 
 
-def test_deactivation_exactly_when_policy_is_met(shared, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_deactivation_exactly_when_policy_is_met(
+    shared: tuple[Pipeline, HookstreamClient, StatusReader], receiver: Receiver
+) -> None:
     pipeline, client, statuses = shared
     user = f"user{uuid.uuid4().hex[:6]}"
     failing = WebhookConfig(
@@ -323,7 +329,9 @@ def test_deactivation_exactly_when_policy_is_met(shared, receiver: Receiver) -> 
     assert len(receiver.on("/policy")) == requests_before
 
 
-def test_deleted_webhook_is_no_longer_delivered(shared, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_deleted_webhook_is_no_longer_delivered(
+    shared: tuple[Pipeline, HookstreamClient, StatusReader], receiver: Receiver
+) -> None:
     pipeline, client, statuses = shared
     role = f"role{uuid.uuid4().hex[:6]}"
     doomed = WebhookConfig(
@@ -349,8 +357,10 @@ def test_deleted_webhook_is_no_longer_delivered(shared, receiver: Receiver) -> N
 
 
 def test_undecodable_events_are_dead_lettered_and_the_pipeline_goes_on(
-    shared, receiver: Receiver, kafka_bootstrap: str
-) -> None:  # type: ignore[no-untyped-def]
+    shared: tuple[Pipeline, HookstreamClient, StatusReader],
+    receiver: Receiver,
+    kafka_bootstrap: str,
+) -> None:
     pipeline, client, statuses = shared
     settings: Settings = pipeline.settings
     resource = f"i{uuid.uuid4().hex[:6]}"
@@ -388,8 +398,10 @@ def test_undecodable_events_are_dead_lettered_and_the_pipeline_goes_on(
 
 
 def test_undecodable_state_and_command_records_are_dead_lettered_once(
-    shared, receiver: Receiver, kafka_bootstrap: str
-) -> None:  # type: ignore[no-untyped-def]
+    shared: tuple[Pipeline, HookstreamClient, StatusReader],
+    receiver: Receiver,
+    kafka_bootstrap: str,
+) -> None:
     pipeline, client, statuses = shared
     topics = pipeline.settings.topics
     tag = uuid.uuid4().hex[:6]
@@ -430,12 +442,15 @@ def test_undecodable_state_and_command_records_are_dead_lettered_once(
         (topic, key) for topic, key in garbage.items()
     )
     for letter in letters:
+        assert letter.key is not None
         assert letter.value == b"garbage " + letter.key
         assert letter.service == "matcher" and "not an Avro single-object record" in letter.reason
         assert letter.offset >= 0 and letter.partition >= 0
 
 
-def test_deactivation_never_undoes_a_concurrent_edit(shared) -> None:  # type: ignore[no-untyped-def]
+def test_deactivation_never_undoes_a_concurrent_edit(
+    shared: tuple[Pipeline, HookstreamClient, StatusReader],
+) -> None:
     pipeline, client, statuses = shared
     webhook_id = _id("edited")
     original = WebhookConfig(
@@ -478,7 +493,9 @@ def test_deactivation_never_undoes_a_concurrent_edit(shared) -> None:  # type: i
     assert active.recent_failures == []
 
 
-def test_a_receiver_that_is_down_is_reported_as_such(shared) -> None:  # type: ignore[no-untyped-def]
+def test_a_receiver_that_is_down_is_reported_as_such(
+    shared: tuple[Pipeline, HookstreamClient, StatusReader],
+) -> None:
     pipeline, client, statuses = shared
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_attempts_and_spacing_follow_the_settings_topic(
-    make_settings,
+    make_settings: Callable[..., Settings],
     receiver: Receiver,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     settings: Settings = make_settings(max_attempts=3, retry_interval_s=1)
     bootstrap = settings.kafka_bootstrap or ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from hookstream.codec import encode
 from hookstream.models import (
     DeactivationPolicy,
     DeadLetter,
+    DeliveryStatus,
     Outcome,
     WebhookAuth,
     WebhookConfig,
@@ -63,8 +65,8 @@ def secured(
 
 
 def test_deliveries_are_signed_and_rotation_sends_both_signatures(
-    secured, receiver: Receiver
-) -> None:  # type: ignore[no-untyped-def]
+    secured: tuple[Pipeline, HookstreamClient, StatusReader], receiver: Receiver
+) -> None:
     pipeline, client, statuses = secured
     first, second = generate_secret(), generate_secret()
     resource = f"i{uuid.uuid4().hex[:6]}"
@@ -95,7 +97,9 @@ def test_deliveries_are_signed_and_rotation_sends_both_signatures(
     Webhook(first).verify(rotated.body, rotated.headers)
 
 
-def test_redirect_to_a_private_address_is_not_followed(secured, receiver: Receiver) -> None:  # type: ignore[no-untyped-def]
+def test_redirect_to_a_private_address_is_not_followed(
+    secured: tuple[Pipeline, HookstreamClient, StatusReader], receiver: Receiver
+) -> None:
     pipeline, client, statuses = secured
     resource = f"g{uuid.uuid4().hex[:6]}"
     webhook = WebhookConfig(
@@ -118,8 +122,10 @@ def test_redirect_to_a_private_address_is_not_followed(secured, receiver: Receiv
 
 
 def test_ten_thousand_garbled_records_are_dead_lettered_while_valid_events_flow(
-    secured, receiver: Receiver, kafka_bootstrap: str
-) -> None:  # type: ignore[no-untyped-def]
+    secured: tuple[Pipeline, HookstreamClient, StatusReader],
+    receiver: Receiver,
+    kafka_bootstrap: str,
+) -> None:
     pipeline, client, statuses = secured
     settings: Settings = pipeline.settings
     resource = f"u{uuid.uuid4().hex[:6]}"
@@ -181,8 +187,8 @@ def test_ten_thousand_garbled_records_are_dead_lettered_while_valid_events_flow(
 
 
 def test_a_name_resolving_to_loopback_is_refused_when_loopback_is_not_allowed(
-    make_settings, receiver: Receiver, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    make_settings: Callable[..., Settings], receiver: Receiver, tmp_path: Path
+) -> None:
     settings: Settings = make_settings(max_attempts=1)
     settings = settings.model_copy(
         update={
@@ -216,12 +222,12 @@ def test_a_name_resolving_to_loopback_is_refused_when_loopback_is_not_allowed(
         ]
         register_and_wait(client, *webhooks)
         client.publish_event(make_event("roles", "add", "r1"))
+
+        def finals(webhook: WebhookConfig) -> list[DeliveryStatus]:
+            return [s for s in statuses.of(webhook.webhook_id) if s.final]
+
         for webhook in webhooks:
-            [status] = wait_until(
-                lambda w=webhook: [s for s in statuses.of(w.webhook_id) if s.final],
-                30,
-                f"{webhook.name} refused",
-            )
+            [status] = wait_until(partial(finals, webhook), 30, f"{webhook.name} refused")
             assert status.outcome is Outcome.FAILED
             assert "refused:" in (status.error or ""), status.error
             assert "HOOKSTREAM_SECURITY__ALLOW_NETWORKS" in (status.error or "")
@@ -237,8 +243,10 @@ def test_a_name_resolving_to_loopback_is_refused_when_loopback_is_not_allowed(
 
 
 def test_no_secret_in_kafka_logs_or_status_after_a_full_run(
-    secured, receiver: Receiver, kafka_bootstrap: str
-) -> None:  # type: ignore[no-untyped-def]
+    secured: tuple[Pipeline, HookstreamClient, StatusReader],
+    receiver: Receiver,
+    kafka_bootstrap: str,
+) -> None:
     pipeline, client, statuses = secured
     settings: Settings = pipeline.settings
     password, header_value, signing = (

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import urllib.request
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -50,10 +52,10 @@ def _peak_overlap(arrivals: list[float], answer_s: float) -> int:
 
 
 def test_two_senders_share_one_busy_webhook(
-    make_settings,
-    pipeline_factory,
+    make_settings: Callable[..., Settings],
+    pipeline_factory: Callable[[Settings], Pipeline],
     receiver: Receiver,
-    tmp_path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     settings: Settings = make_settings(per_webhook_concurrency=PER_WEBHOOK)
     pipeline: Pipeline = pipeline_factory(settings)

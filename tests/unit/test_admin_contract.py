@@ -104,5 +104,5 @@ def test_error_locations_become_field_names(loc: tuple[str, ...], field: str) ->
 def test_tables_line_up() -> None:
     text = table(("A", "LONGER"), [("x" * 5, 1), (None, "y")])
     assert text.splitlines() == ["A      LONGER", "xxxxx  1", "-      y"]
-    page = {"total": 0, "start": 1, "num": 0, "next_start": None, "deliveries": []}
+    page: dict[str, Any] = {"total": 0, "start": 1, "num": 0, "next_start": None, "deliveries": []}
     assert deliveries_table(page).splitlines()[-1] == "0 shown (0-0 of 0)"

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import avro.io
+import avro.name
 import avro.schema
 import pytest
 from hypothesis import given, settings
@@ -203,7 +204,7 @@ def _crc64_avro(data: bytes) -> int:
 
 
 def _parsed_schemas() -> dict[type[BaseModel], avro.schema.Schema]:
-    names = avro.schema.Names()
+    names = avro.name.Names()
     folder = schema_dir()
     return {
         model: avro.schema.make_avsc_object(json.loads((folder / name).read_text()), names)

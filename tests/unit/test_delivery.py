@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from hookstream import __version__, attempts
+from hookstream import __version__, egress
 from hookstream.attempts import Attempt, Deliverer
 from hookstream.codec import decode
 from hookstream.delivery import (
@@ -349,7 +349,7 @@ def test_an_unexpected_error_in_an_attempt_is_a_final_counted_failure(
     async def broken(*args: object, **kwargs: object) -> AttemptResult:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(attempts.egress, "post", broken)
+    monkeypatch.setattr(egress, "post", broken)
     status, command = _outputs(_deliverer(webhook), _job(webhook, "/items", "1"))
     assert status.outcome is Outcome.FAILED and status.final
     assert "RuntimeError: a bug" in (status.error or "")

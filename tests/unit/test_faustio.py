@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import faust
+from faust.transport.drivers.aiokafka import Transport
 from faust.types import TP
 
 from hookstream.faustio import (
@@ -22,7 +23,9 @@ def test_the_matchers_consumer_waits_at_most_100_ms_per_fetch() -> None:
         skip_unreadable_batches(app)
         consumer = app.consumer
         assert isinstance(consumer, SkippingConsumer)
-        worker = consumer._thread._create_worker_consumer(app.transport)
+        transport = app.transport
+        assert isinstance(transport, Transport)
+        worker = consumer._thread._create_worker_consumer(transport)
         try:
             return int(worker._fetch_max_wait_ms)
         finally:
@@ -37,13 +40,15 @@ def test_each_message_carries_the_moment_it_was_fetched() -> None:
 
     class Record:
         topic, partition, offset, timestamp, timestamp_type = "events", 0, 7, 1_000, 0
-        headers, key, value, checksum = [], b"k", b"v", None
+        headers: list[tuple[str, bytes]] = []
+        key, value, checksum = b"k", b"v", None
         serialized_key_size, serialized_value_size = 1, 1
 
     async def scenario() -> tuple[float, float, float]:
         app = faust.App("faustio-stamp", broker="kafka://127.0.0.1:9", web_enabled=False)
         skip_unreadable_batches(app)
         consumer = app.consumer
+        assert isinstance(consumer, SkippingConsumer)
         try:
             before = time.monotonic()
             message = consumer._to_message(TP("events", 0), Record())

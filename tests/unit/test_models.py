@@ -538,4 +538,4 @@ def test_other_commands_need_only_the_id(kind: CommandKind) -> None:
     with pytest.raises(ValidationError):
         WebhookCommand(webhook_id="bad id", kind=kind)
     with pytest.raises(ValidationError):
-        WebhookCommand(webhook_id="wh-1", kind="explode")  # type: ignore[arg-type]
+        WebhookCommand(webhook_id="wh-1", kind="explode")

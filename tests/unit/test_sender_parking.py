@@ -47,7 +47,7 @@ def test_a_held_job_is_reported_once_per_circuit_opening() -> None:
     outputs, headers = park(Item(TP, 7, job), NOW + 10_000, "retries", "status", ("s-1", status))
     assert [(topic, key) for topic, key, _ in outputs] == [("retries", b"d-1"), ("status", b"wh-1")]
     reported = decode(outputs[1][2], DeliveryStatus)
-    assert reported.outcome is Outcome.SKIPPED and not reported.final
+    assert reported.outcome is Outcome.HELD and not reported.final
     assert "circuit is open after 5" in (reported.error or "")
     assert (HELD_HEADER, b"s-1") in headers
 
@@ -64,8 +64,8 @@ def test_a_held_job_is_reported_once_per_circuit_opening() -> None:
 
 def test_the_schedule_hands_out_due_jobs_in_order_and_counts_parked_apart() -> None:
     schedule = Schedule(max_retries=10, max_parked=4)
-    for n, due in enumerate((NOW + 300, NOW + 100, NOW + 200)):
-        schedule.push(Item(TP, n, _job(n, due)))
+    for n, due_at in enumerate((NOW + 300, NOW + 100, NOW + 200)):
+        schedule.push(Item(TP, n, _job(n, due_at)))
     for n in range(3, 7):
         schedule.push(Item(TP, n, _job(n, NOW + 150), parked=True))
     assert (schedule.retries, schedule.parked) == (3, 4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -117,8 +118,8 @@ def test_get_settings_reads_once(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_comma_separated_event_topics_in_the_model(value: str, expected: list[str]) -> None:
-    assert TopicSettings(events=value).events == expected  # type: ignore[arg-type]
-    assert TopicSettings(events=value).all_names()[: len(expected)] == expected  # type: ignore[arg-type]
+    assert TopicSettings(events=value).events == expected
+    assert TopicSettings(events=value).all_names()[: len(expected)] == expected
 
 
 def test_event_topics_as_json_list_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +143,8 @@ def test_comma_separated_event_topics_in_the_environment(
 )
 def test_patterns_are_enforced(field: str, value: str) -> None:
     with pytest.raises(ValidationError, match=field):
-        Settings(**{field: value})
+        values: dict[str, Any] = {field: value}
+        Settings(**values)
 
 
 def test_masked_is_plain_json() -> None:

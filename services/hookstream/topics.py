@@ -139,14 +139,15 @@ def _admin(bootstrap: str, security: KafkaSecuritySettings | None) -> KafkaAdmin
 
 
 def describe(
-    admin: KafkaAdminClient, names: list[str], settle_s: float = 10.0
+    admin: KafkaAdminClient, names: list[str], settle_s: float = 10.0, exist: bool = False
 ) -> dict[str, TopicState]:
     """The existing topics among ``names`` (metadata requests that never create a topic).
 
     A topic listed but not complete yet (just created: no partitions, leaders or replicas in
     its metadata) is described again for up to ``settle_s``; after that it counts as missing.
+    ``exist``: the topics are known to exist (the broker said so), listed or not yet.
     """
-    existing = set(admin.list_topics()) & set(names)
+    existing = set(names) if exist else set(admin.list_topics()) & set(names)
     deadline = time.monotonic() + settle_s
     states: dict[str, TopicState] = {}
     while existing:
@@ -201,8 +202,17 @@ def create_topics(
         for spec in specs:
             state = states.get(spec.name)
             if state is None:
-                outcome[spec.name] = _create(admin, spec, topics.replication_factor)
-                continue
+                if _create(admin, spec, topics.replication_factor):
+                    outcome[spec.name] = "created"
+                    continue
+                # It exists after all: created meanwhile, or listed late by a busy broker.
+                state = describe(admin, [spec.name], exist=True).get(spec.name)
+                if state is None:
+                    raise TopicMismatchError(
+                        f"topic {spec.name} exists but its metadata is incomplete; run "
+                        "`hookstream topics create` again to check it"
+                    )
+                states[spec.name] = state
             diff = differences(spec, state, topics.replication_factor)
             found += diff
             outcome[spec.name] = "ok" if not diff else "differs"
@@ -226,7 +236,8 @@ def create_topics(
     return outcome
 
 
-def _create(admin: KafkaAdminClient, spec: TopicSpec, replication_factor: int) -> str:
+def _create(admin: KafkaAdminClient, spec: TopicSpec, replication_factor: int) -> bool:
+    """Create the topic; False if it already exists (the caller then checks it)."""
     new = NewTopic(
         name=spec.name,
         num_partitions=spec.partitions,
@@ -236,12 +247,9 @@ def _create(admin: KafkaAdminClient, spec: TopicSpec, replication_factor: int) -
     try:
         admin.create_topics([new], timeout_ms=30_000)
     except TopicAlreadyExistsError:
-        raise TopicMismatchError(
-            f"topic {spec.name} was created by someone else meanwhile; run "
-            f"`hookstream topics create` again to check it"
-        ) from None
+        return False
     log.info("created topic %s (%d partitions, %s)", spec.name, spec.partitions, spec.configs)
-    return "created"
+    return True
 
 
 def _fix(admin: KafkaAdminClient, spec: TopicSpec, state: TopicState) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from xml.etree import ElementTree
@@ -411,9 +410,10 @@ def test_undecodable_state_and_command_records_are_dead_lettered_once(
         topics.webhook_commands: f"bad-command-{tag}".encode(),
     }
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    for topic, key in garbage.items():
-        producer.send(topic, key=key, value=b"garbage " + key).get(timeout=30)
-    producer.close()
+    partitions = {
+        topic: producer.send(topic, key=key, value=b"garbage " + key).get(timeout=30).partition
+        for topic, key in garbage.items()
+    }
     # The pipeline goes on: a webhook registered after the garbage receives its event.
     resource = f"i{uuid.uuid4().hex[:6]}"
     webhook = WebhookConfig(
@@ -428,15 +428,26 @@ def test_undecodable_state_and_command_records_are_dead_lettered_once(
 
     dead = TopicReader(kafka_bootstrap, topics.deadletter, DeadLetter)
     keys = set(garbage.values())
+    markers = {topic: key + b"-marker" for topic, key in garbage.items()}
 
     def ours() -> list[DeadLetter]:
         return [letter for letter in dead.snapshot() if letter.key in keys]
 
+    def markers_dead_lettered() -> bool:
+        seen = {letter.key for letter in dead.snapshot()}
+        return all(marker in seen for marker in markers.values())
+
     try:
         wait_until(lambda: len(ours()) >= len(keys), 30, "a dead letter per garbage record")
-        time.sleep(2)  # anything dead-lettered twice would show up by now
+        # A second bad record behind each first one, on its partition: once these are dead-
+        # lettered, the first ones were read past, and any second letter of them came before.
+        for topic, marker in markers.items():
+            producer.send(topic, key=marker, value=b"garbage", partition=partitions[topic])
+        producer.flush(timeout=30)
+        wait_until(markers_dead_lettered, 30, "a dead letter per marker record")
         letters = ours()
     finally:
+        producer.close()
         dead.close()
     assert sorted((letter.source_topic, letter.key) for letter in letters) == sorted(
         (topic, key) for topic, key in garbage.items()

@@ -25,8 +25,16 @@ import httpx
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
 
+from hookstream import egress
+from hookstream.attempts import Deliverer, make_http_client
+from hookstream.codec import decode, encode
 from hookstream.delivery import post
+from hookstream.directory import WebhookDirectory
+from hookstream.models import DeliveryJob, DomainEvent, WebhookConfig
 from hookstream.payloads import Payload
+from hookstream.policy import PolicyFeed
+from hookstream.settings import Settings
+from hookstream.tls import shared_contexts
 
 HOST = "127.0.0.1"
 BODY = json.dumps(
@@ -120,7 +128,9 @@ def expect_ok(status: int) -> None:
         raise RuntimeError(f"receiver answered {status}")
 
 
-async def run_clients(url: str, requests: int, concurrency: int) -> dict[str, dict[str, float]]:
+async def run_clients(
+    url: str, requests: int, concurrency: int, skip_default: bool = False
+) -> dict[str, dict[str, float]]:
     warmup = min(requests, 2 * concurrency)
     results: dict[str, dict[str, float]] = {}
 
@@ -135,13 +145,16 @@ async def run_clients(url: str, requests: int, concurrency: int) -> dict[str, di
         results[BASELINE] = await measure(raw, requests, concurrency, warmup)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
+    if not skip_default:
+        async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
 
-        async def default() -> None:
-            response = await client.post(url, content=BODY, headers=HEADERS)
-            expect_ok(response.status_code)
+            async def default() -> None:
+                response = await client.post(url, content=BODY, headers=HEADERS)
+                expect_ok(response.status_code)
 
-        results["httpx default transport"] = await measure(default, requests, concurrency, warmup)
+            results["httpx default transport"] = await measure(
+                default, requests, concurrency, warmup
+            )
 
     # AiohttpTransport builds its own aiohttp.TCPConnector(limit=limits.max_connections,
     # keepalive_timeout=limits.keepalive_expiry); max_keepalive_connections is not used.
@@ -169,19 +182,75 @@ async def run_clients(url: str, requests: int, concurrency: int) -> dict[str, di
         results["hookstream delivery.post"] = await measure(
             as_the_sender, requests, concurrency, warmup
         )
+    # The sender's own client and call: its EgressTransport, the SSRF-guarded resolver, the
+    # webhook's TLS choice (hookstream.egress.send), as one delivery makes it.
+    settings = Settings(
+        security={"allow_networks": [f"{HOST}/32"]},
+        delivery={"allow_plain_http": True, "concurrency": concurrency},
+    )
+    config = WebhookConfig(
+        webhook_id="bench", name="bench", payload_url=url, triggers=["/items/update"]
+    )
+    contexts = shared_contexts(None)
+    async with make_http_client(settings) as client:
+        payload = Payload(BODY, "application/json")
+        timeout = httpx.Timeout(10.0, connect=5.0)
+
+        async def as_a_delivery() -> None:
+            result = await egress.send(
+                client, config, url, payload, HEADERS, timeout, 16.0, 2048, contexts
+            )
+            expect_ok(result.http_status or 0)
+
+        results["hookstream egress.send"] = await measure(
+            as_a_delivery, requests, concurrency, warmup
+        )
+        # A whole attempt as the sender makes it, less Kafka: the job record decoded, the
+        # payload built, the POST, the verdict, the status record encoded.
+        directory = WebhookDirectory()
+        directory.put(config)
+        policy = PolicyFeed(settings.delivery, "127.0.0.1:9", "unused", "bench")
+        deliverer = Deliverer(settings, client, directory, policy)
+        event = DomainEvent(
+            event_id="e-1", source="items", operation="update", resource_id="42", occurred_at=0
+        )
+        job = encode(
+            DeliveryJob(
+                delivery_id="d-1",
+                webhook_id=config.webhook_id,
+                trigger="/items/update",
+                events=[event],
+                due_at=0,
+                triggered_at=0,
+            )
+        )
+
+        async def an_attempt() -> None:
+            attempt = await deliverer.deliver(decode(job, DeliveryJob))
+            expect_ok(attempt.result.http_status or 0 if attempt.result else 0)
+
+        results["hookstream job -> status"] = await measure(
+            an_attempt, requests, concurrency, warmup
+        )
     return results
 
 
-async def run_with_loop_server(requests: int, concurrency: int) -> dict[str, dict[str, float]]:
+async def run_with_loop_server(
+    requests: int, concurrency: int, skip_default: bool
+) -> dict[str, dict[str, float]]:
     runner, port = await start_server()
     try:
-        return await run_clients(f"http://{HOST}:{port}/", requests, concurrency)
+        return await run_clients(f"http://{HOST}:{port}/", requests, concurrency, skip_default)
     finally:
         await runner.cleanup()
 
 
 def run_with_child_server(
-    requests: int, concurrency: int, deadline: float
+    requests: int,
+    concurrency: int,
+    deadline: float,
+    skip_default: bool,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None,
 ) -> dict[str, dict[str, float]]:
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.get_context("spawn").Process(
@@ -192,8 +261,9 @@ def run_with_child_server(
         if not parent.poll(30):
             raise TimeoutError("receiver process did not report its port within 30 s")
         port: int = parent.recv()
-        coro = run_clients(f"http://{HOST}:{port}/", requests, concurrency)
-        return asyncio.run(with_deadline(coro, deadline))
+        coro = run_clients(f"http://{HOST}:{port}/", requests, concurrency, skip_default)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(with_deadline(coro, deadline))
     finally:
         parent.send("stop")
         server.join(timeout=10)
@@ -231,6 +301,18 @@ def report(results: dict[str, dict[str, float]], requests: int, concurrency: int
     print(json.dumps(summary))
 
 
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    if name == "sender":
+        from hookstream.sender import event_loop_factory
+
+        return event_loop_factory()
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000, help="timed POSTs per client")
@@ -242,15 +324,28 @@ def main() -> int:
         help="receiver in a child process (default) or in the client's event loop",
     )
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds for the whole run")
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop", "sender"],
+        default="asyncio",
+        help="the clients' event loop; sender: the one `hookstream sender` picks",
+    )
+    parser.add_argument(
+        "--skip-default", action="store_true", help="leave out httpx's own (slow) transport"
+    )
     args = parser.parse_args()
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")
     try:
+        loop_factory = _loop_factory(args.loop)
         if args.server == "loop":
-            coro = run_with_loop_server(args.requests, args.concurrency)
-            results = asyncio.run(with_deadline(coro, args.deadline))
+            coro = run_with_loop_server(args.requests, args.concurrency, args.skip_default)
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                results = runner.run(with_deadline(coro, args.deadline))
         else:
-            results = run_with_child_server(args.requests, args.concurrency, args.deadline)
+            results = run_with_child_server(
+                args.requests, args.concurrency, args.deadline, args.skip_default, loop_factory
+            )
     except TimeoutError:
         print(f"http_transports: not finished within {args.deadline:.0f} s", file=sys.stderr)
         return 1

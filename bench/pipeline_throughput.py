@@ -164,7 +164,12 @@ async def _raw_baseline(url: str, requests: int, concurrency: int, body: bytes) 
 
 
 def run(
-    events: int, webhooks: int, concurrency: int, rate: float, profile: Path | None = None
+    events: int,
+    webhooks: int,
+    concurrency: int,
+    rate: float,
+    profile: Path | None = None,
+    profile_matcher: Path | None = None,
 ) -> dict[str, Any]:
     os.environ.setdefault("HOOKSTREAM_SECURITY__SECRETS_KEYS", Fernet.generate_key().decode())
     from kafka import KafkaProducer
@@ -226,6 +231,7 @@ def run(
 
             producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
             spy = _py_spy(services[1].pid, profile) if profile is not None else None
+            matcher_spy = _matcher_spy(services[0].pid, profile_matcher)
             cpu_before = {p.pid: _cpu_s(p.pid) for p in services}
             start = time.perf_counter()
             for n in range(events):
@@ -257,6 +263,7 @@ def run(
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=60)
+            _stop_spy(matcher_spy)
             latencies = sorted(stats()["latencies_ms"])
             # The baseline sends the very body hookstream sends, to the same receiver.
             sample = DomainEvent(
@@ -333,6 +340,17 @@ def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _matcher_spy(pid: int, output: Path | None) -> subprocess.Popen[bytes] | None:
+    """``--profile-matcher``: py-spy the matcher as ``--profile`` does the sender."""
+    return _py_spy(pid, output) if output is not None else None
+
+
+def _stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
 def _topic_names(env: dict[str, str]) -> dict[str, Any]:
     names: dict[str, Any] = {}
     for key, value in env.items():
@@ -352,13 +370,25 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="py-spy the sender of each run into PROFILE-<run>.txt"
     )
+    parser.add_argument(
+        "--profile-matcher",
+        type=Path,
+        help="py-spy the matcher of each run into PROFILE_MATCHER-<run>.txt",
+    )
     args = parser.parse_args()
     results = []
     for index in range(args.runs):
         profile = (
             args.profile.with_name(f"{args.profile.stem}-{index}.txt") if args.profile else None
         )
-        result = run(args.events, args.webhooks, args.concurrency, args.rate, profile)
+        matcher_profile = (
+            args.profile_matcher.with_name(f"{args.profile_matcher.stem}-{index}.txt")
+            if args.profile_matcher
+            else None
+        )
+        result = run(
+            args.events, args.webhooks, args.concurrency, args.rate, profile, matcher_profile
+        )
         results.append(result)
         latency = result["latency_ms"]
         print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -181,13 +180,13 @@ def _matcher(args: argparse.Namespace, settings: Settings) -> int:
 
 def _sender(args: argparse.Namespace, settings: Settings) -> int:
     from hookstream.cluster import resolve_bootstrap
-    from hookstream.sender import run_sender
+    from hookstream.sender import serve_sender
     from hookstream.topics import require_topics
 
     log.info("sender starting with settings %s", settings.masked())
     bootstrap = resolve_bootstrap(settings)
     require_topics(bootstrap, settings.topics, settings.kafka_security)
-    asyncio.run(run_sender(settings, bootstrap))
+    serve_sender(settings, bootstrap)
     return 0
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -56,6 +57,8 @@ SCHEMA_FILES: dict[type[BaseModel], str] = {
 }
 
 M = TypeVar("M", bound=BaseModel)
+#: A compiled conversion of one schema's values (see ``_writer`` and ``_reader``).
+Convert = Callable[[Any], Any]
 
 
 def schema_dir() -> Path:
@@ -91,6 +94,9 @@ class _Codec:
     compiled: Any
     #: Writer schemas by fingerprint: the current one and every earlier version in history.
     writers: dict[bytes, Any]
+    #: A model's value to what fastavro writes, and what it read to the model's input.
+    to_avro: Convert
+    from_avro: Convert
 
 
 def _compile(schema: avro.schema.Schema) -> Any:
@@ -108,7 +114,14 @@ def _codecs() -> dict[type[BaseModel], _Codec]:
     for model, schema in parse_schemas(texts).items():
         fingerprint = schema.fingerprint()
         compiled = _compile(schema)
-        codecs[model] = _Codec(schema, fingerprint, compiled, {fingerprint: compiled})
+        codecs[model] = _Codec(
+            schema,
+            fingerprint,
+            compiled,
+            {fingerprint: compiled},
+            _writer(schema) or _same,
+            _reader(schema) or _same,
+        )
     for path in sorted(history_dir().glob("*.avsc")):
         model_name = path.stem.rsplit("-", 1)[0]
         historic = by_name.get(model_name)
@@ -182,30 +195,10 @@ def _json_field(name: str, text: str) -> Any:
     return json.loads(text)
 
 
-def _to_avro(schema: avro.schema.Schema, value: Any) -> Any:
-    if isinstance(schema, avro.schema.RecordSchema):
-        out = {}
-        for field in schema.fields:
-            item = getattr(value, field.name)
-            if field.props.get(_SECRET_PROP):
-                out[field.name] = _seal(item)
-            elif field.props.get(_JSON_PROP):
-                # allow_nan=False: NaN and Infinity are not JSON; a receiver could not parse them.
-                out[field.name] = json.dumps(
-                    item, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-                )
-            else:
-                out[field.name] = _to_avro(field.type, item)
-        return out
-    if isinstance(schema, avro.schema.UnionSchema):
-        if value is None:
-            return None
-        branch = next(s for s in schema.schemas if s.type != "null")
-        return _to_avro(branch, value)
-    if isinstance(schema, avro.schema.ArraySchema):
-        return [_to_avro(schema.items, item) for item in value]
-    if isinstance(schema, avro.schema.MapSchema):
-        return {key: _to_avro(schema.values, item) for key, item in value.items()}
+def _text(value: Any) -> Any:
+    """A string leaf: plain strings pass; a secret or an enum member gives its text."""
+    if type(value) is str:
+        return value
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, Enum):
@@ -213,27 +206,105 @@ def _to_avro(schema: avro.schema.Schema, value: Any) -> Any:
     return value
 
 
-def _from_avro(schema: avro.schema.Schema, value: Any) -> Any:
+def _symbol(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _dump_json(value: Any) -> str:
+    # allow_nan=False: NaN and Infinity are not JSON; a receiver could not parse them.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _optional(convert: Convert) -> Convert:
+    return lambda value: None if value is None else convert(value)
+
+
+def _writer(schema: avro.schema.Schema) -> Convert | None:
+    """Compile how a model's value becomes what fastavro writes for ``schema``, once per schema:
+    walking the schema objects for every record cost more than the byte work itself."""
     if isinstance(schema, avro.schema.RecordSchema):
-        out = {}
+        plain: list[str] = []
+        converted: list[tuple[str, Convert]] = []
         for field in schema.fields:
-            item = value[field.name]
             if field.props.get(_SECRET_PROP):
-                out[field.name] = _unseal(item)
+                converted.append((field.name, _seal))
             elif field.props.get(_JSON_PROP):
-                out[field.name] = _json_field(field.name, item)
+                converted.append((field.name, _dump_json))
             else:
-                out[field.name] = _from_avro(field.type, item)
-        return out
+                convert = _writer(field.type)
+                if convert is None:
+                    plain.append(field.name)
+                else:
+                    converted.append((field.name, convert))
+        plain_names, conversions = tuple(plain), tuple(converted)
+
+        def record(value: Any) -> dict[str, Any]:
+            attributes = value.__dict__  # a pydantic model's field values
+            out = {name: attributes[name] for name in plain_names}
+            for name, convert in conversions:
+                out[name] = convert(attributes[name])
+            return out
+
+        return record
     if isinstance(schema, avro.schema.UnionSchema):
-        if value is None:
-            return None
         branch = next(s for s in schema.schemas if s.type != "null")
-        return _from_avro(branch, value)
+        convert = _writer(branch)
+        return None if convert is None else _optional(convert)
     if isinstance(schema, avro.schema.ArraySchema):
-        return [_from_avro(schema.items, item) for item in value]
+        item = _writer(schema.items)
+        return None if item is None else lambda value: [item(each) for each in value]
     if isinstance(schema, avro.schema.MapSchema):
-        return {key: _from_avro(schema.values, item) for key, item in value.items()}
+        entry = _writer(schema.values)
+        if entry is None:
+            return None
+        return lambda value: {key: entry(each) for key, each in value.items()}
+    if isinstance(schema, avro.schema.EnumSchema):
+        return _symbol
+    if schema.type == "string":
+        return _text
+    return None
+
+
+def _reader(schema: avro.schema.Schema) -> Convert | None:
+    """Compile how what fastavro read for ``schema`` becomes a model's input (secrets opened,
+    JSON fields parsed); None where fastavro's value is the input as it is."""
+    if isinstance(schema, avro.schema.RecordSchema):
+        converted: list[tuple[str, Convert]] = []
+        for field in schema.fields:
+            if field.props.get(_SECRET_PROP):
+                converted.append((field.name, _unseal))
+            elif field.props.get(_JSON_PROP):
+                converted.append((field.name, partial(_json_field, field.name)))
+            else:
+                convert = _reader(field.type)
+                if convert is not None:
+                    converted.append((field.name, convert))
+        if not converted:
+            return None
+        conversions = tuple(converted)
+
+        def record(raw: dict[str, Any]) -> dict[str, Any]:
+            for name, convert in conversions:
+                raw[name] = convert(raw[name])
+            return raw
+
+        return record
+    if isinstance(schema, avro.schema.UnionSchema):
+        branch = next(s for s in schema.schemas if s.type != "null")
+        convert = _reader(branch)
+        return None if convert is None else _optional(convert)
+    if isinstance(schema, avro.schema.ArraySchema):
+        item = _reader(schema.items)
+        return None if item is None else lambda value: [item(each) for each in value]
+    if isinstance(schema, avro.schema.MapSchema):
+        entry = _reader(schema.values)
+        if entry is None:
+            return None
+        return lambda value: {key: entry(each) for key, each in value.items()}
+    return None
+
+
+def _same(value: Any) -> Any:
     return value
 
 
@@ -243,8 +314,114 @@ def encode(record: BaseModel) -> bytes:
     buffer = io.BytesIO()
     buffer.write(MARKER)
     buffer.write(codec.fingerprint)
-    fastavro.schemaless_writer(buffer, codec.compiled, _to_avro(codec.schema, record))
+    fastavro.schemaless_writer(buffer, codec.compiled, codec.to_avro(record))
     return buffer.getvalue()
+
+
+def _zigzag(number: int) -> bytes:
+    """An Avro int or long: zig-zag, then 7 bits a byte, low bits first."""
+    number = (number << 1) ^ (number >> 63)
+    if number < 0x80:
+        return _ONE_BYTE[number]
+    out = bytearray()
+    while number & ~0x7F:
+        out.append((number & 0x7F) | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+_ONE_BYTE = [bytes((number,)) for number in range(0x80)]
+
+
+def _avro_string(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return _zigzag(len(data)) + data
+
+
+#: The fields of DeliveryJob ``encode_jobs`` writes itself, in schema order with their types.
+_JOB_LAYOUT = (
+    ("delivery_id", "string"),
+    ("webhook_id", "string"),
+    ("trigger", "string"),
+    ("events", "array"),
+    ("attempt", "int"),
+    ("due_at", "long"),
+    ("triggered_at", "long"),
+    ("redelivery", "boolean"),
+)
+
+
+@lru_cache(maxsize=1)
+def _job_layout_holds() -> bool:
+    """Whether the DeliveryJob schema is still the one ``encode_jobs`` writes by hand."""
+    schema = _codecs()[DeliveryJob].schema
+    if not isinstance(schema, avro.schema.RecordSchema):
+        return False
+    layout = tuple((field.name, field.type.type) for field in schema.fields)
+    events = schema.fields_dict["events"].type
+    return (
+        layout == _JOB_LAYOUT
+        and not any(
+            field.props.get(_SECRET_PROP) or field.props.get(_JSON_PROP) for field in schema.fields
+        )
+        and isinstance(events, avro.schema.ArraySchema)
+        and events.items is _codecs()[DomainEvent].schema
+    )
+
+
+def encode_jobs(
+    events: list[DomainEvent],
+    jobs: list[tuple[str, str, str]],
+    *,
+    due_at: int,
+    triggered_at: int,
+    attempt: int = 1,
+    redelivery: bool = False,
+) -> list[bytes]:
+    """The DeliveryJob records of the same ``events`` for several (delivery id, webhook id,
+    trigger), byte for byte what ``encode(DeliveryJob(...))`` writes for each.
+
+    The events are encoded once, not once per webhook, and no DeliveryJob model is built: its
+    parts come from records already validated (the events) or made by hookstream (the rest)."""
+    if not events:
+        raise ValueError("a delivery job carries at least one event")
+    if not _job_layout_holds():  # the schema changed: the general path stays right
+        return [
+            encode(
+                DeliveryJob(
+                    delivery_id=delivery_id,
+                    webhook_id=webhook_id,
+                    trigger=trigger,
+                    events=events,
+                    attempt=attempt,
+                    due_at=due_at,
+                    triggered_at=triggered_at,
+                    redelivery=redelivery,
+                )
+            )
+            for delivery_id, webhook_id, trigger in jobs
+        ]
+    event_codec = _codecs()[DomainEvent]
+    buffer = io.BytesIO()
+    buffer.write(_zigzag(len(events)))
+    for event in events:
+        fastavro.schemaless_writer(buffer, event_codec.compiled, event_codec.to_avro(event))
+    buffer.write(b"\x00")
+    tail = (
+        buffer.getvalue()
+        + _zigzag(attempt)
+        + _zigzag(due_at)
+        + _zigzag(triggered_at)
+        + (b"\x01" if redelivery else b"\x00")
+    )
+    head = MARKER + _codecs()[DeliveryJob].fingerprint
+    return [
+        b"".join(
+            (head, _avro_string(delivery_id), _avro_string(webhook_id), _avro_string(trigger), tail)
+        )
+        for delivery_id, webhook_id, trigger in jobs
+    ]
 
 
 def _name_of(fingerprint: bytes) -> str:
@@ -279,7 +456,7 @@ def decode(data: bytes | None, model: type[M]) -> M:
         raw = fastavro.schemaless_reader(body, writer, codec.compiled)
         if body.tell() != len(data) - _HEADER_SIZE:
             raise DecodeError(f"{len(data) - _HEADER_SIZE - body.tell()} bytes after the record")
-        fields = _from_avro(codec.schema, raw)
+        fields = codec.from_avro(raw)
     except (DecodeError, MustStopError):
         raise  # a MustStopError: the record is fine, this process's configuration is not
     except Exception as exc:  # the avro package raises assorted types on damaged input

@@ -11,9 +11,10 @@ the route of each request and pins a proxied target to the address the SSRF guar
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -76,18 +77,22 @@ class EgressTransport(AiohttpTransport):
             except httpx.RequestNotRead:  # a streamed body (deliveries send bytes)
                 data = request.stream
                 request.headers.pop("transfer-encoding", None)  # aiohttp frames it
+            headers = request.headers
+            encoding = headers.encoding
             response = await self.client.request(
                 method=request.method,
                 url=str(route.url),
-                headers=request.headers,
+                # Name/value pairs as aiohttp takes them: handed the ``httpx.Headers`` it copied
+                # them one lookup at a time (and lowercased every name).
+                headers=[
+                    (name.decode(encoding), value.decode(encoding)) for name, value in headers.raw
+                ],
                 data=data,
                 allow_redirects=False,
                 auto_decompress=False,
                 compress=False,
-                timeout=ClientTimeout(
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                    connect=timeout.get("pool"),
+                timeout=_client_timeout(
+                    timeout.get("connect"), timeout.get("read"), timeout.get("pool")
                 ),
                 # True: the connector's context (certifi and the operator's extra CAs).
                 ssl=_REQUEST_SSL.get() or True,
@@ -100,10 +105,38 @@ class EgressTransport(AiohttpTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=AiohttpResponseStream(response),
+            stream=_Answer(response),
             request=request,
             extensions=extensions,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(connect: float | None, read: float | None, pool: float | None) -> ClientTimeout:
+    """aiohttp's timeouts for httpx's (immutable, and the same for most requests)."""
+    return ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
+
+
+class _Answer(AiohttpResponseStream):
+    """An answer's body as aiohttp receives it, with httpx's errors: the library's stream, with
+    the error mapping set up only when an error is raised (per chunk, it cost as much as the
+    chunk)."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._aiohttp_response.content
+        try:
+            while chunk := await content.readany():
+                yield chunk
+        except Exception:
+            with map_aiohttp_exceptions():
+                raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._aiohttp_response.__aexit__(None, None, None)
+        except Exception:
+            with map_aiohttp_exceptions():
+                raise
 
 
 async def send(
@@ -137,8 +170,12 @@ async def send(
         )
     except (TlsSettingsError, ValueError) as exc:
         return AttemptResult(None, None, str(exc), _ms_since(started), permanent=True)
+    oauth = config.auth.kind is AuthKind.OAUTH2
+    if not oauth and context is contexts.default and _REQUEST_SSL.get() is None:
+        # The common case: the default TLS, already in force; nothing to set per request.
+        return await post(client, url, payload, headers, timeout, total_timeout_s, excerpt_bytes)
     with using(None if context is contexts.default else context):
-        if config.auth.kind is not AuthKind.OAUTH2:
+        if not oauth:
             return await post(
                 client, url, payload, headers, timeout, total_timeout_s, excerpt_bytes
             )

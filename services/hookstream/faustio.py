@@ -66,6 +66,12 @@ class SkippingConsumer(AIOKafkaFaustConsumer):
         return message
 
 
+def member_id(app: faust.App) -> str:
+    """The coordinator's current name of this app's consumer in its group ("" before a join)."""
+    consumer = getattr(cast(Any, app.consumer)._thread, "_consumer", None)
+    return "" if consumer is None else str(consumer._coordinator.member_id)
+
+
 def fetched_at(message: Any) -> float:
     """A monotonic time at or after the one the broker handed ``message`` to this process.
 

@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 #: large topic takes seconds to apply, and /healthz, /readyz and the API share this loop.
 YIELD_EVERY_S = 0.02
 
+#: Longest a poll of a quiet view's topic is held by the broker (ms). A record written meanwhile
+#: ends the poll at once, so this bounds only how often an idle view asks: every 100 ms was about
+#: a quarter of the matcher's idle CPU (docs/benchmarks.md, "Matcher CPU (issue 11, second
+#: pass)").
+POLL_TIMEOUT_MS = 500
+
 #: Longest a reader waits for a view to reach its topic's end (``fresh_since``) before it goes on
 #: with the view as it is; the view is reported lagging (/readyz) until it catches up again.
 FRESH_TIMEOUT_S = 5.0
@@ -39,7 +45,7 @@ class CompactedFeed:
         bootstrap: str,
         topic: str,
         client_id: str,
-        poll_timeout_ms: int = 100,
+        poll_timeout_ms: int = POLL_TIMEOUT_MS,
         security: KafkaSecuritySettings | None = None,
     ) -> None:
         self.topic = topic

@@ -104,14 +104,24 @@ class Lanes(Generic[T]):
     def ready(self, now: float) -> list[tuple[str, T]]:
         """Jobs to start now, marked as running: round-robin over lanes with room, FIFO within."""
         started: list[tuple[str, T]] = []
-        progress = True
-        while progress and self._in_flight < self.concurrency:
-            progress = False
+        if not self._waiting:
+            return started
+        # Each webhook's gate is asked once per call (it is the same within one moment).
+        allowed: dict[str, int] = {}
+        more = True
+        while more and self._in_flight < self.concurrency:
+            # Another round only while a lane that started a job may start one more.
+            more = False
             for key in list(self._lanes):
                 if self._in_flight >= self.concurrency:
                     break
                 lane = self._lanes[key]
-                if self._may_start(key, lane, now):
+                if not lane.waiting:
+                    continue
+                limit = allowed.get(key)
+                if limit is None:
+                    limit = allowed[key] = self.allowed(key)
+                if self._may_start(lane, limit, now):
                     item = lane.waiting.popleft()
                     self._waiting -= 1
                     lane.started.append(now)
@@ -119,7 +129,7 @@ class Lanes(Generic[T]):
                     started.append((key, item))
                     # The lane that just started moves to the back: the next round starts elsewhere.
                     self._lanes.move_to_end(key)
-                    progress = True
+                    more = more or (bool(lane.waiting) and len(lane.started) < limit)
         return started
 
     def finished(self, key: str, started_at: float, now: float) -> None:
@@ -134,10 +144,10 @@ class Lanes(Generic[T]):
         lane.duration_s = took if previous is None else previous + EWMA_WEIGHT * (took - previous)
         self._tidy(key)
 
-    def _may_start(self, key: str, lane: Lane[T], now: float) -> bool:
-        """A waiting job of ``key`` may start: its webhook has a slot left, and either a general
-        slot is free or the webhook is quick enough for the reserve."""
-        if not lane.waiting or len(lane.started) >= self.allowed(key):
+    def _may_start(self, lane: Lane[T], allowed: int, now: float) -> bool:
+        """A waiting job of a lane may start: its webhook has a slot left of the ``allowed``,
+        and either a general slot is free or the webhook is quick enough for the reserve."""
+        if not lane.waiting or len(lane.started) >= allowed:
             return False
         if self._in_flight < self.concurrency - self.reserve:
             return True

@@ -31,17 +31,17 @@ import mode
 
 from hookstream.ackwindow import AckWindow
 from hookstream.catalog import CatalogFeed, EventCatalog, catalog_topic
-from hookstream.codec import decode, encode
+from hookstream.codec import decode, encode, encode_jobs
 from hookstream.directory import REVISION_HEADER, DirectoryFeed, WebhookDirectory
 from hookstream.errors import DecodeError
-from hookstream.faustio import ViewsFirstApp, fetched_at, skip_unreadable_batches
+from hookstream.faustio import ViewsFirstApp, fetched_at, member_id, skip_unreadable_batches
 from hookstream.intake import Headers, InputFormat, IntakeError, decode_event, event_topics
 from hookstream.kafkaauth import faust_credentials
 from hookstream.kafkaio import dead_letter_bytes
+from hookstream.membership import AssignmentChurn, DuplicateInstanceError
 from hookstream.metrics import DEACTIVATIONS, DEAD_LETTERS, EVENTS_CONSUMED, JOBS_PRODUCED
 from hookstream.models import (
     CommandKind,
-    DeliveryJob,
     DeliveryPolicy,
     DomainEvent,
     Outcome,
@@ -69,25 +69,25 @@ T = TypeVar("T")
 def jobs_for(
     domain_event: DomainEvent, directory: WebhookDirectory, triggered_at: int
 ) -> list[tuple[bytes, bytes]]:
-    """The delivery jobs of one event, encoded: (key, value) per matching webhook."""
-    jobs: list[tuple[bytes, bytes]] = []
-    for match in directory.match(
-        domain_event.source, domain_event.resource_id, domain_event.operation
-    ):
-        webhook_id = match.webhook.webhook_id
-        job = DeliveryJob(
-            delivery_id=delivery_id_for(domain_event.event_id, webhook_id),
-            webhook_id=webhook_id,
-            trigger=match.trigger.text,
-            events=[domain_event],
-            attempt=1,
-            due_at=triggered_at,
-            triggered_at=triggered_at,
+    """The delivery jobs of one event, encoded: (key, value) per matching webhook.
+
+    The event is encoded once for all its jobs (``encode_jobs``), not once per webhook."""
+    matches = directory.match(domain_event.source, domain_event.resource_id, domain_event.operation)
+    if not matches:
+        return []
+    event_id = domain_event.event_id
+    heads = [
+        (
+            delivery_id_for(event_id, match.webhook.webhook_id),
+            match.webhook.webhook_id,
+            match.trigger.text,
         )
-        # Keyed by delivery, not webhook: one busy webhook's jobs spread over every partition and
-        # so over every sender replica (no order between deliveries is promised).
-        jobs.append((job.delivery_id.encode(), encode(job)))
-    return jobs
+        for match in matches
+    ]
+    values = encode_jobs([domain_event], heads, due_at=triggered_at, triggered_at=triggered_at)
+    # Keyed by delivery, not webhook: one busy webhook's jobs spread over every partition and
+    # so over every sender replica (no order between deliveries is promised).
+    return [(head[0].encode(), value) for head, value in zip(heads, values, strict=True)]
 
 
 class SchemaViolationError(IntakeError):
@@ -234,7 +234,6 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     formats = {topic.name: topic.format for topic in inputs}
     events_topic = app.topic(*formats, **raw)
     commands_topic = app.topic(topics.webhook_commands, **raw)
-    deliveries_topic = app.topic(topics.deliveries, **raw)
     webhooks_topic = app.topic(topics.webhooks, **raw)
     status_topic = app.topic(topics.status, **raw)
     settings_topic = app.topic(topics.settings, **raw)
@@ -301,6 +300,16 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         await app.crash(failed.failure or RuntimeError(failed.problem()))
 
     app.before_consumer = start_views
+    churn = AssignmentChurn(f"{settings.app_id}-matcher", settings.group_instance_id)
+
+    @app.on_partitions_assigned.connect
+    async def check_membership(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Two live matchers under one HOOKSTREAM_GROUP_INSTANCE_ID: stop, naming it."""
+        try:
+            churn.assigned(member_id(app))
+        except DuplicateInstanceError as exc:
+            log.critical("%s", exc)
+            crashes.add(asyncio.ensure_future(app.crash(exc)))
 
     @app.service
     class DirectoryService(mode.Service):
@@ -384,6 +393,10 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         # An event is acked, in offset order, once its jobs are written (see AckWindow): the
         # agent does not wait a producer round trip per event and no offset passes a lost write.
         window = AckWindow(MAX_UNACKED_EVENTS, on_failure=stop_process)
+        # Jobs go straight to Faust's producer: ``Topic.send`` wraps each record in a future
+        # message, serializer look-ups and sensor calls, a sixth of the matcher's CPU per job.
+        producer = await app.maybe_start_producer()
+        deliveries = topics.deliveries
         async for event in records(stream):
             EVENTS_CONSUMED.inc()
             message = event.message
@@ -413,7 +426,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
                     limiter,
                 )
                 for key, job in jobs or ():
-                    writes.append(await deliveries_topic.send(key=key, value=job))
+                    writes.append(await producer.send(deliveries, key, job, None, None, None))
                 JOBS_PRODUCED.inc(len(writes))
             await window.track(event, message.tp, message.offset, writes)
 

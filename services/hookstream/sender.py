@@ -23,7 +23,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -42,6 +42,7 @@ from hookstream.kafkaio import (
     make_producer,
 )
 from hookstream.lanes import Lanes
+from hookstream.membership import AssignmentChurn, DuplicateInstanceError
 from hookstream.metrics import (
     CIRCUITS_OPEN,
     DEAD_LETTERS,
@@ -66,17 +67,26 @@ SERVICE = "sender"
 #: The longest one attempt can take (connect and read timeouts at their bounds of 60 s each, and
 #: a second); a stopping sender waits that long for attempts under way before it commits.
 MAX_ATTEMPT_S = 60 + 60 + 1
+#: How often the waiting jobs are looked at for parking (seconds): at every start of a job it
+#: cost more than the lanes' own work, and a job parked a few milliseconds later is no worse off.
+PARK_CHECK_S = 0.02
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, sender: Sender) -> None:
         self._sender = sender
+        settings = sender.settings
+        self._churn = AssignmentChurn(f"{settings.app_id}-sender", settings.group_instance_id)
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self._sender.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("sender assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+        try:
+            self._churn.assigned(self._sender.consumer._coordinator.member_id)
+        except DuplicateInstanceError as exc:
+            self._sender.fail(exc)
 
 
 class Sender:
@@ -113,6 +123,7 @@ class Sender:
         #: Set whenever a task ends: waiting on it is O(1), asyncio.wait on every task is O(n).
         self._task_ended = asyncio.Event()
         self._retries_paused = False
+        self._next_park_check = 0.0
         self._failure: BaseException | None = None
         self._stopping = False
 
@@ -133,6 +144,8 @@ class Sender:
                 self._task_ended.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._task_ended.wait(), timeout=0.1)
+                # Also when no attempt ends: the jobs waiting behind hung ones get parked.
+                self._pump()
             else:
                 batches, unreadable = await getmany_past_unreadable(
                     self.consumer, SERVICE, timeout_ms=100, max_records=room
@@ -215,10 +228,19 @@ class Sender:
         )
 
     def _pump(self) -> None:
-        """Park what should not wait here, then start what may start."""
+        """Park what should not wait here (looked at every ``PARK_CHECK_S``), then start what
+        may start."""
         if self._stopping:
             return
         now = time.monotonic()
+        if now >= self._next_park_check:
+            self._next_park_check = now + PARK_CHECK_S
+            self._park_waiting(now)
+        for webhook_id, item in self.lanes.ready(now):
+            self._spawn(self._attempt(webhook_id, item, now))
+
+    def _park_waiting(self, now: float) -> None:
+        """Park the waiting jobs of open circuits, and those their lane should not hold."""
         for webhook_id in list(self.lanes.waiting_keys()):
             if self.breakers.state(webhook_id, now) is CircuitState.OPEN:
                 probe_at = self.breakers.probe_at(webhook_id) or now
@@ -227,8 +249,6 @@ class Sender:
                     self._park(item, due, circuit=True)
         for overdue in self.lanes.overdue(now):
             self._park(overdue.item, now_ms() + int(overdue.delay_s * 1000))
-        for webhook_id, item in self.lanes.ready(now):
-            self._spawn(self._attempt(webhook_id, item, now))
 
     def _park(self, item: Item, due_at: int, circuit: bool = False) -> None:
         """Move a job unattempted to the retry topic, due at ``due_at``: same delivery id, same
@@ -450,6 +470,24 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop when it is installed, else asyncio's: every delivery passes through
+    the loop several times (the POST, the Kafka writes, the task that joins them), and uvloop's
+    cut the sender's CPU per delivery (docs/benchmarks.md)."""
+    try:
+        import uvloop
+    except ImportError:
+        log.info("uvloop is not installed: the sender runs on asyncio's own event loop")
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def serve_sender(settings: Settings, bootstrap: str) -> None:
+    """Run the sender process (``hookstream sender``) on the fastest event loop available."""
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(run_sender(settings, bootstrap))
 
 
 async def run_sender(settings: Settings, bootstrap: str) -> None:

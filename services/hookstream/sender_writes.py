@@ -8,9 +8,11 @@ committed offset. Repeated failures are logged at most once per kind every few s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
 
 from hookstream.attempts import Output
 from hookstream.errors import MustStopError
@@ -20,6 +22,18 @@ log = logging.getLogger(__name__)
 
 #: Tries to write the outputs of one job before the sender stops; waits between them (seconds).
 WRITE_BACKOFF_S = (0.5, 2.0, 8.0)
+
+
+@functools.lru_cache(maxsize=16384)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes, partitions: list[int]) -> int:
+    """The partition of ``key`` as aiokafka's (and Java's) default partitioner picks it, its
+    murmur2 hash kept per key: in pure Python it cost more than the rest of a record's send,
+    and the sender writes under the same few keys (webhook and delivery ids) over and over."""
+    return partitions[_key_hash(key) % len(partitions)]
 
 
 class SenderStoppedError(MustStopError):
@@ -33,6 +47,16 @@ class OutputWriter:
         self.producer = producer
         self.retries_topic = retries_topic
         self._throttle = Throttle()
+
+    def _partition_of(self, topic: str, key: bytes | None) -> int | None:
+        """The partition the producer's default partitioner picks for ``key`` (None: let the
+        producer pick, for a record without a key or a topic it has no metadata of yet)."""
+        if key is None:
+            return None
+        partitions = self.producer.client.cluster.partitions_for_topic(topic)
+        if not partitions:
+            return None
+        return partition_for(key, list(partitions))
 
     async def write(
         self,
@@ -49,11 +73,16 @@ class OutputWriter:
                         topic,
                         value=value,
                         key=key,
+                        partition=self._partition_of(topic, key),
                         headers=headers if topic == self.retries_topic else None,
                     )
                     for topic, key, value in outputs
                 ]
-                await asyncio.gather(*pending)
+                if len(pending) == 1:
+                    # A delivered attempt's one status record: no gathering future for it.
+                    await pending[0]
+                else:
+                    await asyncio.gather(*pending)
                 return
             except Exception as exc:
                 if wait_s is None:

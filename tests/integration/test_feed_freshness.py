@@ -55,7 +55,8 @@ def test_a_record_written_before_the_moment_is_in_the_view_when_fresh_since_retu
                 await producer.send_and_wait(topic, key=value, value=value)
             moment = time.monotonic()
             await asyncio.gather(*(view.fresh_since(moment) for _ in range(50)))
-            assert view.applied[-20:] == values
+            # Keys spread them over partitions: applied in another order, all of them.
+            assert sorted(view.applied[-20:]) == sorted(values)
         finally:
             await view.stop()
             await producer.stop()

@@ -9,10 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hookstream import sender
 from hookstream.delivery import _request, post
 from hookstream.payloads import Payload
+from hookstream.sender_writes import partition_for
 
 URL = "http://receiver.example:8080/hooks/in?x=1"
 BODY = b'{"events":[{"id":"1"}]}'
@@ -86,3 +90,21 @@ def test_the_sender_falls_back_to_asyncio_without_uvloop(monkeypatch: pytest.Mon
         assert loop.run_until_complete(asyncio.sleep(0, result="ran")) == "ran"
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["https://xn--:8443/h", "http://\uff4c\uff4f\uff43\uff41\uff4c:80/h"]
+)
+def test_a_host_httpx_cannot_decode_fails_the_build_like_httpx(url: str) -> None:
+    with pytest.raises(Exception) as general:
+        httpx.Request("POST", url, content=BODY)
+    with pytest.raises(type(general.value)):
+        _request(url, BODY, HEADERS, TIMEOUT)
+
+
+@given(key=st.binary(max_size=64), count=st.integers(min_value=1, max_value=64))
+def test_the_cached_partition_is_the_one_the_default_partitioner_picks(
+    key: bytes, count: int
+) -> None:
+    partitions = list(range(count))
+    assert partition_for(key, partitions) == DefaultPartitioner()(key, partitions, partitions)

@@ -149,15 +149,18 @@ def _longest_pause(receiver: Receiver, start: float, end: float) -> float:
     return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, running: LocalCluster | None = None) -> dict[str, Any]:
+    """One chaos run; on ``running`` (a started three-broker cluster, left running) if given,
+    else on a cluster of its own."""
     rng = random.Random(args.seed)  # noqa: S311 - chaos, not cryptography
     workdir = Path(tempfile.mkdtemp(prefix="hookstream-chaos-"))
-    cluster = LocalCluster(
+    cluster = running or LocalCluster(
         LocalKafkaSettings(port=0, controller_port=0, start_timeout_s=180),
         brokers=3,
         workdir=workdir / "cluster",
     )
-    cluster.start()
+    if running is None:
+        cluster.start()
     receiver = Receiver()
     victims: Victims | None = None
     statuses: StatusReader | None = None
@@ -244,7 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if victims is not None:
             victims.stop_all()
         receiver.close()
-        cluster.stop()
+        if running is None:
+            cluster.stop()
 
 
 def _configs(client: HookstreamClient, hooks: list[WebhookConfig]) -> list[dict[str, Any]]:

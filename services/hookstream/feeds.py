@@ -55,6 +55,9 @@ class CompactedFeed:
         self._client_id = client_id
         self._poll_timeout_ms = poll_timeout_ms
         self._consumer: AIOKafkaConsumer | None = None
+        #: Asks for the topic's end offsets on connections of its own: on the follower's, the
+        #: broker would answer only after the long poll under way (up to ``poll_timeout_ms``).
+        self._ends: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
         self.failed = asyncio.Event()
@@ -75,6 +78,14 @@ class CompactedFeed:
 
     async def start(self) -> None:
         """Assign every partition from the beginning and start following in the background."""
+        self._ends = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            **aiokafka_options(self._security),
+            client_id=f"{self._client_id}-ends",
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        await self._ends.start()
         self._consumer = consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             **aiokafka_options(self._security),
@@ -151,11 +162,11 @@ class CompactedFeed:
 
     async def _catch_up(self, started: float) -> None:
         """Wait until the view has applied everything up to the topic's end offsets now."""
-        consumer = self._consumer
-        if consumer is None:
+        ends_client = self._ends
+        if ends_client is None:
             return
         try:
-            ends = await consumer.end_offsets(self._assignment)
+            ends = await ends_client.end_offsets(self._assignment)
             while self.failure is None and any(
                 self._positions.get(tp, 0) < end for tp, end in ends.items()
             ):
@@ -209,6 +220,9 @@ class CompactedFeed:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+        if self._ends is not None:
+            await self._ends.stop()
+            self._ends = None
 
     async def _follow(
         self, consumer: AIOKafkaConsumer, end_offsets: dict[TopicPartition, int]

@@ -76,7 +76,7 @@ def test_a_view_that_cannot_reach_its_end_lets_readers_go_on_and_reports_the_lag
     async def scenario() -> None:
         view = RecordingView(settings.kafka_bootstrap, settings.topics.webhooks, 100)
         await view.start()
-        consumer: Any = view._consumer
+        consumer: Any = view._ends
         release = asyncio.Event()
         real_end_offsets = consumer.end_offsets
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import FrameType
 from typing import Any
@@ -137,10 +138,19 @@ def run_admin(settings: Settings, bootstrap: str) -> int:
         server_header=False,
     )
     server = _Server(config)
+    stopped_before_start: list[int] = []
+
+    def stop_before_start(sig: int, frame: FrameType | None) -> None:
+        # until uvicorn installs its own handlers in run(), a SIGTERM would kill the process
+        stopped_before_start.append(sig)
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop_before_start)
     sock = config.bind_socket()
     sock.listen(config.backlog)  # connections queue from now on, none is refused during start-up
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.info("admin API listening on http://%s:%d (console: /console)", shown, port)
     server.run(sockets=[sock])
-    return 0 if server.started else 1
+    return 0 if server.started or stopped_before_start else 1

@@ -41,9 +41,9 @@ from kafka import KafkaProducer  # noqa: E402
 
 from cluster.cluster_support import Ledger, replicated_settings  # noqa: E402
 from hookstream.client import HookstreamClient  # noqa: E402
-from hookstream.codec import encode  # noqa: E402
 from hookstream.localkafka.cluster import LocalCluster  # noqa: E402
-from hookstream.models import DeliveryPolicy, WebhookConfig  # noqa: E402
+from hookstream.records.codec import encode  # noqa: E402
+from hookstream.records.models import DeliveryPolicy, WebhookConfig  # noqa: E402
 from hookstream.settings import LocalKafkaSettings, Settings  # noqa: E402
 from support import (  # noqa: E402
     Receiver,

@@ -137,8 +137,8 @@ class Publisher(threading.Thread):
         self._lock = threading.Lock()
 
     def run(self) -> None:
-        from hookstream.codec import encode
-        from hookstream.models import DomainEvent, now_ms
+        from hookstream.records.codec import encode
+        from hookstream.records.models import DomainEvent, now_ms
 
         started = time.monotonic()
         seq = 0
@@ -255,9 +255,9 @@ def run_once(
 ) -> dict[str, Any]:
     """One scenario, start to drain, with fresh topics and groups."""
     from hookstream.client import HookstreamClient
-    from hookstream.models import WebhookConfig
+    from hookstream.kafka.topics import create_topics
+    from hookstream.records.models import WebhookConfig
     from hookstream.settings import DeliverySettings, Settings
-    from hookstream.topics import create_topics
 
     scenario = SCENARIOS[name]
     tag = uuid.uuid4().hex[:8]

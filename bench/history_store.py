@@ -25,10 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from history_support import postgres_server  # noqa: E402
-from hookstream.admin.schemas import DeliveryOutcome  # noqa: E402
 from hookstream.history.config import postgres_store, sqlite_store  # noqa: E402
-from hookstream.history.store import DeliveryQuery, HistoryStore  # noqa: E402
-from hookstream.models import DeliveryStatus, Outcome  # noqa: E402
+from hookstream.history.query import DeliveryQuery
+from hookstream.history.schemas import DeliveryOutcome
+from hookstream.history.store import HistoryStore
+from hookstream.records.models import DeliveryStatus, Outcome  # noqa: E402
 
 T0 = 1_700_000_000_000
 WEBHOOKS = 1000

@@ -25,16 +25,16 @@ import httpx
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
 
-from hookstream import egress
-from hookstream.attempts import Deliverer, make_http_client
-from hookstream.codec import decode, encode
-from hookstream.delivery import post
-from hookstream.directory import WebhookDirectory
-from hookstream.models import DeliveryJob, DomainEvent, WebhookConfig
-from hookstream.payloads import Payload
-from hookstream.policy import PolicyFeed
+from hookstream.core.payloads import Payload
+from hookstream.net import egress
+from hookstream.net.delivery import post
+from hookstream.net.tls import shared_contexts
+from hookstream.records.codec import decode, encode
+from hookstream.records.models import DeliveryJob, DomainEvent, WebhookConfig
+from hookstream.sender.attempts import Deliverer, make_http_client
 from hookstream.settings import Settings
-from hookstream.tls import shared_contexts
+from hookstream.views.directory import WebhookDirectory
+from hookstream.views.policy import PolicyFeed
 
 HOST = "127.0.0.1"
 BODY = json.dumps(
@@ -168,7 +168,7 @@ async def run_clients(
         results["httpx + AiohttpTransport"] = await measure(
             via_aiohttp, requests, concurrency, warmup
         )
-    # The same client driven the way the sender drives it: hookstream.delivery.post (a request
+    # The same client driven the way the sender drives it: hookstream.net.delivery.post (a request
     # built directly, send(stream=True), an excerpt of the answer, the result as a value).
     transport = AiohttpTransport(limits=limits)
     async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
@@ -183,7 +183,7 @@ async def run_clients(
             as_the_sender, requests, concurrency, warmup
         )
     # The sender's own client and call: its EgressTransport, the SSRF-guarded resolver, the
-    # webhook's TLS choice (hookstream.egress.send), as one delivery makes it.
+    # webhook's TLS choice (hookstream.net.egress.send), as one delivery makes it.
     settings = Settings(
         security={"allow_networks": [f"{HOST}/32"]},
         delivery={"allow_plain_http": True, "concurrency": concurrency},
@@ -307,7 +307,7 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
         return uvloop.new_event_loop
     if name == "sender":
-        from hookstream.sender import event_loop_factory
+        from hookstream.sender.service import event_loop_factory
 
         return event_loop_factory()
     return None

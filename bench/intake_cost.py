@@ -1,6 +1,6 @@
 """Matcher CPU per event for each input format, in one run: Avro, JSON, CloudEvents structured and
 binary, with and without a catalog JSON Schema; decode, match and encode the jobs, as the events
-agent's pure step does (``hookstream.matcher.match_record``)."""
+agent's pure step does (``hookstream.matcher.routing.match_record``)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import json
 import time
 from collections.abc import Callable
 
-from hookstream.catalog import EventCatalog
-from hookstream.codec import encode
-from hookstream.directory import WebhookDirectory
-from hookstream.eventtypes import EventType
-from hookstream.intake import Headers, InputFormat
-from hookstream.matcher import match_record
-from hookstream.models import DomainEvent, WebhookConfig
+from hookstream.core.eventtypes import EventType
+from hookstream.matcher.routing import match_record
+from hookstream.records.codec import encode
+from hookstream.records.intake import Headers, InputFormat
+from hookstream.records.models import DomainEvent, WebhookConfig
+from hookstream.views.catalog import EventCatalog
+from hookstream.views.directory import WebhookDirectory
 
 PROPERTIES = {"total": 42.5, "currency": "EUR", "lines": [{"sku": "a-1", "qty": 2}], "note": "x"}
 SCHEMA = {

@@ -48,10 +48,10 @@ def run(bootstrap: str, events: int, webhooks: int, profile: Path | None) -> dic
     from kafka import KafkaProducer
 
     from hookstream.client import HookstreamClient
-    from hookstream.codec import encode
-    from hookstream.models import DomainEvent, WebhookConfig, now_ms
+    from hookstream.kafka.topics import create_topics
+    from hookstream.records.codec import encode
+    from hookstream.records.models import DomainEvent, WebhookConfig, now_ms
     from hookstream.settings import Settings
-    from hookstream.topics import create_topics
 
     os.environ.setdefault("HOOKSTREAM_SECURITY__SECRETS_KEYS", Fernet.generate_key().decode())
     tag = uuid.uuid4().hex[:8]

@@ -7,9 +7,9 @@ import json
 import random
 import time
 
-from hookstream.directory import WebhookDirectory
-from hookstream.models import WebhookConfig
-from hookstream.triggers import event_lookup_keys, parse_triggers
+from hookstream.core.triggers import event_lookup_keys, parse_triggers
+from hookstream.records.models import WebhookConfig
+from hookstream.views.directory import WebhookDirectory
 
 BROAD = ["/", "/groups/add", "/users/signin", "ComputerAdded", "/items/share", "/items/update"]
 

@@ -86,8 +86,8 @@ def _scenario(
     from kafka import KafkaProducer
 
     from hookstream.client import HookstreamClient
-    from hookstream.codec import encode
-    from hookstream.models import DomainEvent, WebhookConfig, now_ms
+    from hookstream.records.codec import encode
+    from hookstream.records.models import DomainEvent, WebhookConfig, now_ms
 
     tag = uuid.uuid4().hex[:8]
     path = NOISE[noise]
@@ -169,8 +169,8 @@ def _scenario(
 
 def run(events: int, backlog: int, rate: float, runs: int) -> dict[str, Any]:
     os.environ.setdefault("HOOKSTREAM_SECURITY__SECRETS_KEYS", Fernet.generate_key().decode())
+    from hookstream.kafka.topics import create_topics
     from hookstream.settings import Settings
-    from hookstream.topics import create_topics
 
     tag = uuid.uuid4().hex[:8]
     parent, child = multiprocessing.Pipe()

@@ -175,12 +175,12 @@ def run(
     from kafka import KafkaProducer
 
     from hookstream.client import HookstreamClient
-    from hookstream.codec import encode
-    from hookstream.models import DomainEvent, WebhookConfig, now_ms
-    from hookstream.payloads import build_payload
+    from hookstream.core.payloads import build_payload
+    from hookstream.core.triggers import TriggerFamily
+    from hookstream.kafka.topics import create_topics
+    from hookstream.records.codec import encode
+    from hookstream.records.models import DomainEvent, WebhookConfig, now_ms
     from hookstream.settings import Settings
-    from hookstream.topics import create_topics
-    from hookstream.triggers import TriggerFamily
 
     tag = uuid.uuid4().hex[:8]
     parent, child = multiprocessing.Pipe()

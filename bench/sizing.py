@@ -129,7 +129,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def _webhook(n: int, receiver: str) -> Any:
-    from hookstream.models import WebhookConfig
+    from hookstream.records.models import WebhookConfig
 
     secret = "whsec_" + base64.b64encode(n.to_bytes(4, "big") * 8).decode()
     return WebhookConfig(
@@ -147,8 +147,8 @@ def write_webhooks(bootstrap: str, topic: str, count: int) -> None:
     """``count`` webhook configs, as the registry writes them."""
     from kafka import KafkaProducer
 
-    from hookstream.codec import encode
-    from hookstream.directory import REVISION_HEADER
+    from hookstream.records.codec import encode
+    from hookstream.views.directory import REVISION_HEADER
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=256 * 1024
@@ -169,8 +169,8 @@ def write_deliveries(bootstrap: str, topics: dict[str, str], count: int, webhook
     """``count`` delivery jobs and a final ``delivered`` status record for each."""
     from kafka import KafkaProducer
 
-    from hookstream.codec import encode
-    from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome, now_ms
+    from hookstream.records.codec import encode
+    from hookstream.records.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome, now_ms
 
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=256 * 1024
@@ -281,8 +281,8 @@ def _list_webhooks(port: int) -> None:
 
 def run(webhooks: int, deliveries: int) -> dict[str, Any]:
     os.environ.setdefault("HOOKSTREAM_SECURITY__SECRETS_KEYS", Fernet.generate_key().decode())
+    from hookstream.kafka.topics import create_topics
     from hookstream.settings import Settings
-    from hookstream.topics import create_topics
 
     tag = uuid.uuid4().hex[:8]
     results: dict[str, Any] = {"benchmark": "sizing", "webhooks": webhooks}

@@ -70,8 +70,8 @@ def _scenario(bootstrap: str, settings: Any, port: int, events: int) -> float:
     from kafka import KafkaProducer
 
     from hookstream.client import HookstreamClient
-    from hookstream.codec import encode
-    from hookstream.models import DomainEvent, WebhookConfig, now_ms
+    from hookstream.records.codec import encode
+    from hookstream.records.models import DomainEvent, WebhookConfig, now_ms
 
     tag = uuid.uuid4().hex[:8]
     client = HookstreamClient(bootstrap, settings.topics)
@@ -117,8 +117,8 @@ def _start(name: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[b
 
 def run(events: int, answer_s: float, runs: int) -> dict[str, Any]:
     os.environ.setdefault("HOOKSTREAM_SECURITY__SECRETS_KEYS", Fernet.generate_key().decode())
+    from hookstream.kafka.topics import create_topics
     from hookstream.settings import Settings
-    from hookstream.topics import create_topics
 
     tag = uuid.uuid4().hex[:8]
     parent, child = multiprocessing.Pipe()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from hookstream.codec import SCHEMA_FILES, history_dir, parse_schemas, schema_dir
+from hookstream.records.codec import SCHEMA_FILES, history_dir, parse_schemas, schema_dir
 
 
 def main() -> None:

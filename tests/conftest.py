@@ -18,9 +18,9 @@ from support import TEST_SECRETS_KEY
 os.environ["HOOKSTREAM_SECURITY__SECRETS_KEYS"] = TEST_SECRETS_KEY
 
 from history_support import HistoryDatabase, postgres_server
+from hookstream.kafka.topics import create_topics
 from hookstream.localkafka.broker import LocalBroker
 from hookstream.settings import LocalKafkaSettings, Settings
-from hookstream.topics import create_topics
 from support import (
     DeadLetterReader,
     Pipeline,

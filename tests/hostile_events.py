@@ -9,8 +9,9 @@ from typing import Any
 
 import fastavro
 
-from hookstream.codec import MARKER, fingerprint_of, schema_dir
-from hookstream.models import MAX_PROPERTIES_DEPTH, DomainEvent, now_ms
+from hookstream.records.checks import MAX_PROPERTIES_DEPTH
+from hookstream.records.codec import MARKER, fingerprint_of, schema_dir
+from hookstream.records.models import DomainEvent, now_ms
 
 _SCHEMA = fastavro.parse_schema(json.loads((schema_dir() / "domain_event.avsc").read_text()))
 

@@ -20,9 +20,9 @@ from kafka import KafkaConsumer
 from pydantic import SecretStr
 
 from hookstream.client import HookstreamClient
-from hookstream.codec import decode
-from hookstream.errors import DecodeError
-from hookstream.models import DeadLetter, DeliveryStatus, DomainEvent, WebhookConfig, now_ms
+from hookstream.core.errors import DecodeError
+from hookstream.records.codec import decode
+from hookstream.records.models import DeadLetter, DeliveryStatus, DomainEvent, WebhookConfig, now_ms
 from hookstream.settings import Settings
 
 #: What a polled condition yields once it holds.

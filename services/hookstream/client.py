@@ -18,14 +18,13 @@ from typing import Self
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from hookstream.catalog import catalog_topic
-from hookstream.cluster import resolve_bootstrap
-from hookstream.codec import decode, encode
-from hookstream.errors import ConfigurationError, DecodeError
-from hookstream.eventtypes import EventType
-from hookstream.intake import InputFormat, event_topics
-from hookstream.kafkaauth import kafka_python_options
-from hookstream.models import (
+from hookstream.core.errors import ConfigurationError, DecodeError
+from hookstream.core.eventtypes import EventType
+from hookstream.kafka.cluster import resolve_bootstrap
+from hookstream.kafka.security import kafka_python_options
+from hookstream.records.codec import decode, encode
+from hookstream.records.intake import InputFormat, event_topics
+from hookstream.records.models import (
     CommandKind,
     DeliveryPolicy,
     DeliveryStatus,
@@ -33,8 +32,9 @@ from hookstream.models import (
     WebhookCommand,
     WebhookConfig,
 )
-from hookstream.policy import POLICY_KEY
 from hookstream.settings import KafkaSecuritySettings, Settings, TopicSettings, get_settings
+from hookstream.views.catalog import catalog_topic
+from hookstream.views.policy import POLICY_KEY
 
 
 class HookstreamClient:

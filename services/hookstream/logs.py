@@ -41,23 +41,29 @@ class JsonFormatter(logging.Formatter):
 
 
 class Throttle:
-    """At most one log line per key per ``every_s``; the lines in between are counted, so the
-    next line let through can say how many were left out."""
+    """At most ``burst`` log lines per key per ``every_s``; the lines in between are counted, so
+    the next line let through can say how many were left out."""
 
-    def __init__(self, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic, burst: int = 1
+    ) -> None:
         self.every_s = every_s
+        self.burst = burst
         self._clock = clock
-        self._last: dict[Hashable, float] = {}
+        #: Per key: when its window started and how many lines it has let through.
+        self._windows: dict[Hashable, tuple[float, int]] = {}
         self._skipped: dict[Hashable, int] = {}
 
-    def allow(self, key: Hashable) -> int | None:
+    def allow(self, key: Hashable = None) -> int | None:
         """None to stay quiet, else how many lines of this key were left out before this one."""
         now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.every_s:
+        start, lines = self._windows.get(key, (now, 0))
+        if now - start >= self.every_s:
+            start, lines = now, 0
+        if lines >= self.burst:
             self._skipped[key] = self._skipped.get(key, 0) + 1
             return None
-        self._last[key] = now
+        self._windows[key] = (start, lines + 1)
         return self._skipped.pop(key, 0)
 
 

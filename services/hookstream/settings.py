@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from hookstream.proxy import check_proxy_url
-from hookstream.tls import check_ca_file
+from hookstream.net.proxy import check_proxy_url
+from hookstream.net.tls import check_ca_file
 
 
 class TopicSettings(BaseModel):

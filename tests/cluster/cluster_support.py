@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from hookstream.kafka.topics import create_topics
 from hookstream.localkafka.cluster import LocalCluster, partition_states
-from hookstream.models import Outcome, WebhookConfig, delivery_id_for
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import Outcome, WebhookConfig
 from hookstream.settings import Settings
-from hookstream.topics import create_topics
 from support import Receiver, StatusReader, unique_settings, wait_until
 
-#: Replicas of every test topic, and so min.insync.replicas 2 (topics.py): a write is
+#: Replicas of every test topic, and so min.insync.replicas 2 (kafka/topics.py): a write is
 #: acknowledged only once two brokers hold it.
 REPLICATION_FACTOR = 3
 

@@ -12,7 +12,7 @@ import pytest
 from cluster.cluster_support import Ledger, busiest_leader, wait_fully_replicated
 from hookstream.client import HookstreamClient
 from hookstream.localkafka.cluster import LocalCluster, live_broker_ids, partition_states
-from hookstream.models import DeactivationPolicy, WebhookConfig
+from hookstream.records.models import DeactivationPolicy, WebhookConfig
 from hookstream.settings import Settings
 from support import (
     Behaviour,

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from hookstream.cli import build_parser
+from hookstream.cli.main import build_parser
 from hookstream.ops import OpsServer
 from hookstream.settings import Settings
 
@@ -111,7 +111,7 @@ def upper_bound(model: type[Any], field: str) -> float:
 def longest_attempt_s() -> float:
     """How long one delivery attempt may run: the largest connect and read timeouts a webhook
     or the settings may give, plus the second the sender adds (the drain must cover it)."""
-    from hookstream.models import WebhookConfig
+    from hookstream.records.models import WebhookConfig
     from hookstream.settings import DeliverySettings
 
     connect = max(
@@ -134,14 +134,14 @@ COMMIT_MARGIN_S = 15.0
 
 def hookstream_metrics() -> dict[str, str]:
     """Exposed metric name -> type, for every metric hookstream defines (in hookstream.metrics,
-    and the unreadable-batch counter that hookstream.kafkaio keeps beside its reader)."""
+    and the unreadable-batch counter that hookstream.kafka.clients keeps beside its reader)."""
     from prometheus_client.metrics import MetricWrapperBase
 
-    import hookstream.kafkaio
+    import hookstream.kafka.clients
     import hookstream.metrics
 
     found = {}
-    modules = (hookstream.metrics, hookstream.kafkaio)
+    modules = (hookstream.metrics, hookstream.kafka.clients)
     for value in [v for module in modules for v in vars(module).values()]:
         if isinstance(value, MetricWrapperBase):
             for family in value.describe():

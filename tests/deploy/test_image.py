@@ -71,7 +71,7 @@ def test_final_stage_has_no_build_tools_and_runs_as_a_user() -> None:
 def test_entrypoint_is_the_console_script() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert final_stage_value("ENTRYPOINT") == ["hookstream"]
-    assert scripts["hookstream"] == "hookstream.cli:main"
+    assert scripts["hookstream"] == "hookstream.cli.main:main"
     with pytest.raises(SystemExit) as shown:
         handler_for(final_stage_value("CMD"))
     assert shown.value.code == 0, "the image's default command prints the help"

@@ -31,9 +31,9 @@ from deploy.deployfiles import (
     with_components,
 )
 from hookstream import __version__
-from hookstream.errors import ConfigurationError
-from hookstream.matcher import create_app
-from hookstream.secrets import SecretBox
+from hookstream.core.errors import ConfigurationError
+from hookstream.matcher.app import create_app
+from hookstream.records.secretbox import SecretBox
 from hookstream.settings import Settings
 
 #: Stands in for a Secret value the base does not render (the operator creates the Secret).

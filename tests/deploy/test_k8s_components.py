@@ -22,9 +22,9 @@ from deploy.deployfiles import (
     validate_core,
     with_components,
 )
-from hookstream.matcher import create_app
+from hookstream.kafka.topics import topic_specs
+from hookstream.matcher.app import create_app
 from hookstream.settings import KafkaSecuritySettings, Settings
-from hookstream.topics import topic_specs
 
 #: Stands in for the values of Secrets an installation provides (never rendered).
 STAND_IN = Fernet.generate_key().decode()

@@ -15,7 +15,7 @@ from deploy.deployfiles import (
     pod_spec,
     render,
 )
-from hookstream.cli import _topics_wait
+from hookstream.cli.main import _topics_wait
 
 #: Memory each process measured at its peak (bench/sizing.py, 100,000 webhooks and, for the
 #: admin API, 100,000 retained deliveries), in MiB; docs/operations.md "Sizing" has the table.

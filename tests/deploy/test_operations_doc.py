@@ -14,8 +14,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from deploy.deployfiles import ROOT, hookstream_metrics, setting_variables, unknown_variables
-from hookstream.directory import REVISION_HEADER
-from hookstream.topics import create_topics
+from hookstream.kafka.topics import create_topics
+from hookstream.views.directory import REVISION_HEADER
 from support import unique_settings
 
 DOC = ROOT / "docs" / "operations.md"

@@ -9,7 +9,7 @@ import sys
 import pytest
 from kafka import KafkaAdminClient
 
-from hookstream.topics import create_topics
+from hookstream.kafka.topics import create_topics
 from support import settings_env, unique_settings
 
 pytestmark = pytest.mark.integration

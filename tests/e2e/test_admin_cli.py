@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hookstream.kafka.topics import create_topics
 from hookstream.settings import Settings
-from hookstream.topics import create_topics
 from support import Pipeline, Receiver, settings_env, unique_settings, wait_until
 
 pytestmark = pytest.mark.integration

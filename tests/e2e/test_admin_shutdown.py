@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hookstream.topics import create_topics
+from hookstream.kafka.topics import create_topics
 from support import ServiceProcess, unique_settings
 
 

@@ -19,8 +19,8 @@ import pytest
 from test_admin_cli import TOKEN, AdminProcess, _run
 
 from hookstream.client import HookstreamClient
-from hookstream.models import WebhookConfig
-from hookstream.topics import create_topics
+from hookstream.kafka.topics import create_topics
+from hookstream.records.models import WebhookConfig
 from support import (
     Pipeline,
     make_event,

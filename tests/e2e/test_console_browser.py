@@ -26,7 +26,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from test_admin_cli import TOKEN, AdminProcess
 
 from hookstream.client import HookstreamClient
-from hookstream.topics import create_topics
+from hookstream.kafka.topics import create_topics
 from support import Pipeline, Receiver, make_event, unique_settings, wait_until
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from test_admin_support import ROTATED_TOKEN, TOKEN, AdminServer, with_admin
 
-from hookstream.topics import create_topics
+from hookstream.kafka.topics import create_topics
 from hostile import DISGUISED, HostileReceiver
 from support import BLOCKED_ADDRESSES, unique_settings, url_host
 

@@ -18,11 +18,12 @@ from standardwebhooks import Webhook
 from test_admin_support import DAY_MS, TOKEN, AdminServer, MovableClock, with_admin
 
 from hookstream.client import HookstreamClient
-from hookstream.codec import SCHEMA_FILES, encode, fingerprint_of, history_dir, schema_dir
-from hookstream.models import DeliveryStatus, DomainEvent, Outcome, generate_secret
+from hookstream.core.signing import standard_signature
+from hookstream.kafka.topics import create_topics
+from hookstream.records.codec import SCHEMA_FILES, encode, fingerprint_of, history_dir, schema_dir
+from hookstream.records.ids import generate_secret
+from hookstream.records.models import DeliveryStatus, DomainEvent, Outcome
 from hookstream.settings import Settings
-from hookstream.signing import standard_signature
-from hookstream.topics import create_topics
 from support import Behaviour, Pipeline, Receiver, make_event, unique_settings, wait_until
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from test_admin_support import TOKEN, AdminServer, with_admin
 
-from hookstream.topics import create_topics
+from hookstream.kafka.topics import create_topics
 from support import Pipeline, Receiver, unique_settings
 
 pytestmark = [

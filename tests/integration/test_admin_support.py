@@ -15,7 +15,7 @@ import uvicorn
 
 from hookstream.admin.app import create_app
 from hookstream.history.store import HistoryStore
-from hookstream.models import now_ms
+from hookstream.records.models import now_ms
 from hookstream.settings import AdminSettings, Settings
 from support import wait_until
 

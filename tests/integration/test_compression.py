@@ -20,11 +20,10 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.record.default_records import DefaultRecordBatch
 
 from hookstream.client import HookstreamClient
-from hookstream.codec import decode, encode
-from hookstream.directory import DirectoryFeed, WebhookDirectory
-from hookstream.kafkaio import UNREADABLE_BATCHES, getmany_past_unreadable, make_consumer
+from hookstream.kafka.clients import UNREADABLE_BATCHES, getmany_past_unreadable, make_consumer
 from hookstream.localkafka.broker import fetch_tools
-from hookstream.models import (
+from hookstream.records.codec import decode, encode
+from hookstream.records.models import (
     DeadLetter,
     DeliveryJob,
     DeliveryPolicy,
@@ -33,6 +32,7 @@ from hookstream.models import (
     WebhookConfig,
 )
 from hookstream.settings import LocalKafkaSettings, Settings
+from hookstream.views.directory import DirectoryFeed, WebhookDirectory
 from support import (
     DeadLetterReader,
     Pipeline,
@@ -315,7 +315,7 @@ def test_a_batch_that_cannot_be_unpacked_is_skipped_by_a_view(
             await feed.stop()
         return directory
 
-    with caplog.at_level(logging.ERROR, logger="hookstream.kafkaio"):
+    with caplog.at_level(logging.ERROR, logger="hookstream.kafka.clients"):
         directory = asyncio.run(run())
     names = {config.name for config in directory.all()}
     assert names == {decode(value, WebhookConfig).name for value in readable}

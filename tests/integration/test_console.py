@@ -17,8 +17,8 @@ from test_admin_support import ROTATED_TOKEN, TOKEN, AdminServer, with_admin
 from console_support import csrf_of, sign_in
 from hookstream.admin.console import ROUTERS
 from hookstream.admin.console.pages import PREFIX
+from hookstream.kafka.topics import create_topics
 from hookstream.settings import Settings
-from hookstream.topics import create_topics
 from support import Pipeline, Receiver, unique_settings
 
 pytestmark = pytest.mark.integration

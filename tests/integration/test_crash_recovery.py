@@ -14,13 +14,13 @@ import pytest
 from kafka import KafkaProducer
 
 from hookstream.client import HookstreamClient
-from hookstream.codec import encode
-from hookstream.models import (
+from hookstream.records.codec import encode
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import (
     DeactivationPolicy,
     DomainEvent,
     Outcome,
     WebhookConfig,
-    delivery_id_for,
     now_ms,
 )
 from hookstream.settings import Settings

@@ -8,8 +8,8 @@ import pytest
 from kafka import KafkaAdminClient
 
 from hookstream.admin.state import warn_short_job_retention
+from hookstream.kafka.topics import create_topics, describe, topic_specs
 from hookstream.settings import Settings
-from hookstream.topics import create_topics, describe, topic_specs
 from support import unique_settings
 
 pytestmark = pytest.mark.integration

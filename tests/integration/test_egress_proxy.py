@@ -18,15 +18,15 @@ import pytest
 import trustme
 from pydantic import SecretStr
 
-from hookstream import egress
-from hookstream.attempts import make_http_client
-from hookstream.delivery import AttemptResult
-from hookstream.models import AuthKind, WebhookAuth, WebhookConfig
-from hookstream.oauth import OAuthTokens
-from hookstream.payloads import Payload
+from hookstream.core.payloads import Payload
+from hookstream.net import egress
+from hookstream.net.delivery import AttemptResult
+from hookstream.net.oauth import OAuthTokens
+from hookstream.net.ssrf import AddressPolicy
+from hookstream.net.tls import TlsContexts
+from hookstream.records.models import AuthKind, WebhookAuth, WebhookConfig
+from hookstream.sender.attempts import make_http_client
 from hookstream.settings import Settings
-from hookstream.ssrf import AddressPolicy
-from hookstream.tls import TlsContexts
 from oauth_support import OAuthServer
 from support import unique_settings, wait_until
 from tls_support import TlsReceiver

@@ -13,7 +13,8 @@ import pytest
 from test_crash_recovery import _events, _received_ids
 
 from hookstream.client import HookstreamClient
-from hookstream.models import WebhookConfig, delivery_id_for
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import WebhookConfig
 from hookstream.settings import Settings
 from support import Behaviour, Pipeline, Receiver, register_and_wait, wait_until
 

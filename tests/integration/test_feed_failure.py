@@ -16,13 +16,14 @@ from cryptography.fernet import Fernet
 from kafka import KafkaProducer
 from pydantic import SecretStr
 
-from hookstream.codec import encode
-from hookstream.directory import REVISION_HEADER
-from hookstream.feeds import CompactedFeed
-from hookstream.models import WebhookConfig, generate_secret
+from hookstream.kafka.follower import CompactedFeed
 from hookstream.ops import OpsServer
-from hookstream.sender import _stop_on_frozen_view
+from hookstream.records.codec import encode
+from hookstream.records.ids import generate_secret
+from hookstream.records.models import WebhookConfig
+from hookstream.sender.service import _stop_on_frozen_view
 from hookstream.settings import Settings
+from hookstream.views.directory import REVISION_HEADER
 from support import ServiceProcess
 
 pytestmark = pytest.mark.integration

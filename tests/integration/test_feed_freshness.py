@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from hookstream import feeds
-from hookstream.feeds import CompactedFeed
+from hookstream.kafka import follower as feeds
+from hookstream.kafka.follower import CompactedFeed
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from hookstream.feeds import CompactedFeed
+from hookstream.kafka.follower import CompactedFeed
 from hookstream.ops import OpsServer
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from kafka import KafkaProducer
 from test_admin_support import TOKEN, AdminServer, with_admin
 
 from history_support import HistoryDatabase
-from hookstream.cli import main
-from hookstream.codec import encode
-from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome, now_ms
+from hookstream.cli.main import main
+from hookstream.records.codec import encode
+from hookstream.records.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome, now_ms
 from hookstream.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 
 from history_support import HistoryDatabase
 from hookstream.history.store import HeldBack, HistoryStore
-from hookstream.models import DeliveryStatus, Outcome
+from hookstream.records.models import DeliveryStatus, Outcome
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,12 @@ import pytest
 from kafka import KafkaProducer
 
 from history_support import HistoryDatabase
-from hookstream.admin.schemas import DeliveryOutcome
-from hookstream.codec import encode
 from hookstream.history.ingest import HistoryIngest
-from hookstream.history.store import DeliveryQuery, HistoryStore
-from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome, now_ms
+from hookstream.history.query import DeliveryQuery
+from hookstream.history.schemas import DeliveryOutcome
+from hookstream.history.store import HistoryStore
+from hookstream.records.codec import encode
+from hookstream.records.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome, now_ms
 from hookstream.settings import Settings
 
 pytestmark = pytest.mark.integration

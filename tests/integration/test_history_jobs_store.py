@@ -7,8 +7,8 @@ from test_history_store import DELIVERIES, STATUS, T0, _job, _status
 
 from history_support import HistoryDatabase
 from hookstream.history import store as store_module
-from hookstream.history.store import DeliveryQuery
-from hookstream.models import DeliveryJob, DeliveryStatus, Outcome
+from hookstream.history.query import DeliveryQuery
+from hookstream.records.models import DeliveryJob, DeliveryStatus, Outcome
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from test_admin_support import AdminServer, with_admin
 
 from history_support import HistoryDatabase
-from hookstream.cli import main
+from hookstream.cli.main import main
 from hookstream.client import HookstreamClient
 from hookstream.settings import Settings
 from support import Behaviour, Pipeline, Receiver, make_event, wait_until

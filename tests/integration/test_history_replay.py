@@ -12,9 +12,10 @@ import httpx
 import pytest
 from test_admin_support import TOKEN, AdminServer, with_admin
 
-from hookstream.cli import main
+from hookstream.cli.main import main
 from hookstream.client import HookstreamClient
-from hookstream.models import delivery_id_for, now_ms
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import now_ms
 from hookstream.settings import Settings
 from support import Pipeline, Receiver, make_event, wait_until
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from history_support import DAY_S, HistoryDatabase
-from hookstream.admin.schemas import DeliveryOutcome
-from hookstream.history.store import DeliveryQuery, HistoryQueryError, HistoryStore
-from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
+from hookstream.history.query import DeliveryQuery, HistoryQueryError
+from hookstream.history.schemas import DeliveryOutcome
+from hookstream.history.store import HistoryStore
+from hookstream.records.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
 
 pytestmark = pytest.mark.integration
 

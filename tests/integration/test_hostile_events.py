@@ -13,8 +13,9 @@ import pytest
 from kafka import KafkaProducer
 
 from hookstream.client import HookstreamClient
-from hookstream.codec import encode
-from hookstream.models import DeadLetter, WebhookConfig, delivery_id_for
+from hookstream.records.codec import encode
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import DeadLetter, WebhookConfig
 from hookstream.settings import Settings
 from hostile_events import POISON_PROPERTIES, raw_event
 from support import (

@@ -16,13 +16,13 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from hookstream.attempts import make_http_client
 from hookstream.client import HookstreamClient
-from hookstream.delivery import AttemptResult, post
-from hookstream.models import DeactivationPolicy, DeliveryStatus, Outcome, WebhookConfig
-from hookstream.payloads import Payload
+from hookstream.core.payloads import Payload
+from hookstream.kafka.topics import create_topics
+from hookstream.net.delivery import AttemptResult, post
+from hookstream.records.models import DeactivationPolicy, DeliveryStatus, Outcome, WebhookConfig
+from hookstream.sender.attempts import make_http_client
 from hookstream.settings import Settings
-from hookstream.topics import create_topics
 from hostile import MALFORMED, HostileReceiver, drip, send_bytes
 from support import (
     Pipeline,

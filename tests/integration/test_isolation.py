@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from hookstream.client import HookstreamClient
-from hookstream.models import Outcome, WebhookConfig, delivery_id_for
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import Outcome, WebhookConfig
 from hookstream.settings import Settings
 from support import (
     Behaviour,

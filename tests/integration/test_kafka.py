@@ -11,11 +11,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from hookstream.catalog import catalog_topic
-from hookstream.codec import decode, encode
-from hookstream.models import DomainEvent, now_ms
+from hookstream.kafka.topics import create_topics
+from hookstream.records.codec import decode, encode
+from hookstream.records.models import DomainEvent, now_ms
 from hookstream.settings import Settings
-from hookstream.topics import create_topics
+from hookstream.views.catalog import catalog_topic
 
 pytestmark = pytest.mark.integration
 

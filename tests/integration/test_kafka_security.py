@@ -28,10 +28,10 @@ from pydantic import SecretStr
 from test_admin_support import AdminServer, with_admin
 
 from hookstream.client import HookstreamClient
+from hookstream.kafka.topics import topic_specs
 from hookstream.localkafka.broker import HOST, LocalBroker
-from hookstream.models import WebhookConfig
+from hookstream.records.models import WebhookConfig
 from hookstream.settings import KafkaSecuritySettings, LocalKafkaSettings, Settings
-from hookstream.topics import topic_specs
 from support import Pipeline, Receiver, make_event, settings_env, unique_settings, wait_until
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
+from hookstream.kafka.topics import describe
 from hookstream.settings import LocalKafkaSettings
-from hookstream.topics import describe
 
 pytestmark = pytest.mark.integration
 

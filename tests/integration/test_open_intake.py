@@ -17,12 +17,12 @@ import pytest
 from kafka import KafkaProducer
 from test_admin_support import TOKEN, AdminServer, with_admin
 
-from hookstream.cli import main
+from hookstream.cli.main import main
 from hookstream.client import HookstreamClient
+from hookstream.kafka.topics import create_topics
 from hookstream.localkafka.broker import fetch_tools
-from hookstream.models import DeadLetter
+from hookstream.records.models import DeadLetter
 from hookstream.settings import LocalKafkaSettings, Settings
-from hookstream.topics import create_topics
 from support import DeadLetterReader, Pipeline, Receiver, make_event, unique_settings, wait_until
 
 pytestmark = pytest.mark.integration

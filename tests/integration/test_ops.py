@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from hookstream.client import HookstreamClient
-from hookstream.models import DomainEvent, WebhookConfig, now_ms
+from hookstream.records.models import DomainEvent, WebhookConfig, now_ms
 from hookstream.settings import OpsSettings, Settings
 from support import Behaviour, Pipeline, Receiver, wait_until
 

@@ -13,8 +13,10 @@ import pytest
 from kafka import KafkaProducer
 
 from hookstream.client import HookstreamClient
-from hookstream.codec import encode
-from hookstream.models import (
+from hookstream.kafka.topics import create_topics
+from hookstream.records.codec import encode
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import (
     CommandKind,
     DeactivationPolicy,
     DeadLetter,
@@ -25,10 +27,8 @@ from hookstream.models import (
     WebhookAuth,
     WebhookCommand,
     WebhookConfig,
-    delivery_id_for,
 )
 from hookstream.settings import Settings
-from hookstream.topics import create_topics
 from support import (
     Behaviour,
     Pipeline,

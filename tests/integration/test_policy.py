@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from hookstream.client import HookstreamClient
-from hookstream.models import DeactivationPolicy, DeliveryPolicy, DomainEvent, WebhookConfig, now_ms
+from hookstream.records.models import (
+    DeactivationPolicy,
+    DeliveryPolicy,
+    DomainEvent,
+    WebhookConfig,
+    now_ms,
+)
 from hookstream.settings import Settings
 from support import Behaviour, Pipeline, Receiver, StatusReader, wait_until
 

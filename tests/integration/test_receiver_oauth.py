@@ -17,17 +17,17 @@ from kafka import KafkaConsumer
 from pydantic import SecretStr
 from test_admin_support import AdminServer, with_admin
 
-from hookstream import egress
-from hookstream.attempts import make_http_client
 from hookstream.client import HookstreamClient
-from hookstream.delivery import AttemptResult
-from hookstream.models import AuthKind, Outcome, WebhookAuth, WebhookConfig
-from hookstream.oauth import OAuthTokens
-from hookstream.payloads import Payload
+from hookstream.core.payloads import Payload
+from hookstream.kafka.topics import create_topics
+from hookstream.net import egress
+from hookstream.net.delivery import AttemptResult
+from hookstream.net.oauth import OAuthTokens
+from hookstream.net.ssrf import AddressPolicy
+from hookstream.net.tls import TlsContexts
+from hookstream.records.models import AuthKind, Outcome, WebhookAuth, WebhookConfig
+from hookstream.sender.attempts import make_http_client
 from hookstream.settings import Settings
-from hookstream.ssrf import AddressPolicy
-from hookstream.tls import TlsContexts
-from hookstream.topics import create_topics
 from oauth_support import OAuthServer
 from support import (
     Pipeline,

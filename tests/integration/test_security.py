@@ -15,18 +15,18 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from hookstream.client import HookstreamClient
-from hookstream.codec import encode
-from hookstream.models import (
+from hookstream.kafka.topics import create_topics
+from hookstream.records.codec import encode
+from hookstream.records.ids import generate_secret
+from hookstream.records.models import (
     DeactivationPolicy,
     DeadLetter,
     DeliveryStatus,
     Outcome,
     WebhookAuth,
     WebhookConfig,
-    generate_secret,
 )
 from hookstream.settings import SecuritySettings, Settings
-from hookstream.topics import create_topics
 from support import (
     BLOCKED_ADDRESSES,
     Behaviour,

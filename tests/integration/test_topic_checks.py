@@ -11,9 +11,9 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from hookstream.kafka.topics import TopicMismatchError, create_topics, describe, require_topics
 from hookstream.localkafka.broker import HOST, LocalBroker
 from hookstream.settings import LocalKafkaSettings, Settings
-from hookstream.topics import TopicMismatchError, create_topics, describe, require_topics
 from support import ServiceProcess, unique_settings, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hookstream.client import HookstreamClient
-from hookstream.models import WebhookConfig, delivery_id_for
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import WebhookConfig
 from hookstream.settings import Settings
 from support import (
     Behaviour,

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from hookstream.ackwindow import AckWindow, WriteFailedError
+from hookstream.core.ackwindow import AckWindow, WriteFailedError
 
 TP = ("events", 0)
 

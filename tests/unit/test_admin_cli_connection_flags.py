@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hookstream.admin_cli import _webhook_body, add_admin_commands
+from hookstream.cli.admin import _webhook_body, add_admin_commands
 
 
 def _parse(*argv: str) -> argparse.Namespace:

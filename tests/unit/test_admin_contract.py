@@ -15,8 +15,9 @@ from pydantic import SecretStr
 from hookstream.admin.auth import TokenCheck
 from hookstream.admin.problems import field_of
 from hookstream.admin.schemas import WebhookOut
-from hookstream.admin.tables import deliveries_table, table, webhook_detail
-from hookstream.models import WebhookAuth, WebhookConfig, generate_secret
+from hookstream.cli.tables import deliveries_table, table, webhook_detail
+from hookstream.records.ids import generate_secret
+from hookstream.records.models import WebhookAuth, WebhookConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

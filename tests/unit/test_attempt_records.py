@@ -7,19 +7,21 @@ import logging
 import httpx
 import pytest
 
-from hookstream.attempts import Deliverer
-from hookstream.codec import decode, encode
-from hookstream.delivery import AttemptResult, Verdict, VerdictKind
-from hookstream.directory import WebhookDirectory
-from hookstream.models import (
+from hookstream.net.delivery import AttemptResult, Verdict, VerdictKind
+from hookstream.records.codec import decode, encode
+from hookstream.records.models import (
+    CommandKind,
     DeliveryJob,
     DeliveryPolicy,
     DeliveryStatus,
     DomainEvent,
     Outcome,
+    WebhookCommand,
     WebhookConfig,
 )
+from hookstream.sender.attempts import Deliverer, outputs_for
 from hookstream.settings import Settings
+from hookstream.views.directory import WebhookDirectory
 
 NOW = 1_700_000_000_000
 WEBHOOK = WebhookConfig(
@@ -103,15 +105,53 @@ def test_delivered_attempts_log_at_debug_and_failures_at_info(
     ok = AttemptResult(200, "", None, 1.0)
     failed = AttemptResult(500, "", None, 1.0)
     retry = Verdict(VerdictKind.RETRY, reason="HTTP 500", retry_at=NOW + 1000)
-    with caplog.at_level(logging.INFO, logger="hookstream.attempts"):
+    with caplog.at_level(logging.INFO, logger="hookstream.sender.attempts"):
         deliverer._record(job, "Items", base, None, ok, Verdict(VerdictKind.DELIVERED))
         deliverer._record(job, "Items", base, None, failed, retry)
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.INFO, "delivery d-1 to webhook wh-1 attempt 1: retry (HTTP 500)")
     ]
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="hookstream.attempts"):
+    with caplog.at_level(logging.DEBUG, logger="hookstream.sender.attempts"):
         deliverer._record(job, "Items", base, None, ok, Verdict(VerdictKind.DELIVERED))
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.DEBUG, "delivery d-1 to webhook wh-1 attempt 1: delivered")
     ]
+
+
+# --- what an attempt writes -------------------------------------------------------------------
+
+
+def test_a_delivered_attempt_writes_only_its_status() -> None:
+    topics = Settings().topics
+    outputs = outputs_for(_job(), b"status", Verdict(VerdictKind.DELIVERED), topics)
+    assert outputs == [(topics.status, b"wh-1", b"status")]
+
+
+def test_a_retry_is_the_next_attempt_due_then_keyed_by_delivery() -> None:
+    topics = Settings().topics
+    job = _job()
+    verdict = Verdict(VerdictKind.RETRY, reason="HTTP 500", retry_at=NOW + 1000)
+    status, (topic, key, value) = outputs_for(job, b"status", verdict, topics)
+    assert status == (topics.status, b"wh-1", b"status")
+    assert (topic, key) == (topics.retries, job.delivery_id.encode())
+    retry = decode(value, DeliveryJob)
+    assert (retry.attempt, retry.due_at) == (job.attempt + 1, NOW + 1000)
+    assert retry.delivery_id == job.delivery_id
+
+
+@pytest.mark.parametrize(
+    ("gone", "kind"), [(False, CommandKind.RECORD_FAILURE), (True, CommandKind.DEACTIVATE)]
+)
+def test_a_final_failure_tells_the_registry(gone: bool, kind: CommandKind) -> None:
+    topics = Settings().topics
+    job = _job()
+    verdict = Verdict(VerdictKind.FAILED, reason="HTTP 410", gone=gone)
+    _, (topic, key, value) = outputs_for(job, b"status", verdict, topics)
+    assert (topic, key) == (topics.webhook_commands, b"wh-1")
+    command = decode(value, WebhookCommand)
+    assert (command.kind, command.delivery_id, command.reason) == (
+        kind,
+        job.delivery_id,
+        "HTTP 410",
+    )

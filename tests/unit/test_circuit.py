@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookstream.circuit import Breakers, CircuitState
+from hookstream.core.circuit import Breakers, CircuitState
 
 
 def test_opens_after_failures_in_a_row_and_an_answer_resets_the_count() -> None:

@@ -1,4 +1,4 @@
-"""Avro single-object encoding of every record type (codec.py, schemas/*.avsc)."""
+"""Avro single-object encoding of every record type (records/codec.py, schemas/*.avsc)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
-from hookstream.codec import MARKER, SCHEMA_FILES, decode, encode, fingerprint_of, schema_dir
-from hookstream.errors import DecodeError, SchemaMismatchError
-from hookstream.eventtypes import EventType, SchemaMode
-from hookstream.models import (
+from hookstream.core.errors import DecodeError, SchemaMismatchError
+from hookstream.core.eventtypes import EventType, SchemaMode
+from hookstream.records.codec import (
+    MARKER,
+    SCHEMA_FILES,
+    decode,
+    encode,
+    fingerprint_of,
+    schema_dir,
+)
+from hookstream.records.ids import generate_secret
+from hookstream.records.models import (
     AuthKind,
     CommandKind,
     DeactivationPolicy,
@@ -32,7 +40,6 @@ from hookstream.models import (
     WebhookAuth,
     WebhookCommand,
     WebhookConfig,
-    generate_secret,
 )
 
 EVENT = DomainEvent(
@@ -397,7 +404,7 @@ def test_records_of_an_earlier_schema_version_still_decode() -> None:
     import avro.name
     import avro.schema
 
-    from hookstream.codec import MARKER, history_dir
+    from hookstream.records.codec import MARKER, history_dir
 
     [old_file] = sorted(history_dir().glob("WebhookConfig-c8ea942dfdadb2fa.avsc"))
     old = avro.schema.make_avsc_object(json.loads(old_file.read_text()), avro.name.Names())

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from hookstream import __version__, egress
-from hookstream.attempts import Attempt, Deliverer
-from hookstream.codec import decode
-from hookstream.delivery import (
+from hookstream import __version__
+from hookstream.core.payloads import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, Payload
+from hookstream.net import egress
+from hookstream.net.delivery import (
     ATTEMPT_HEADER,
     DELIVERY_HEADER,
     MAX_RETRY_AFTER_S,
@@ -27,8 +27,8 @@ from hookstream.delivery import (
     parse_retry_after,
     request_headers,
 )
-from hookstream.directory import WebhookDirectory
-from hookstream.models import (
+from hookstream.records.codec import decode
+from hookstream.records.models import (
     AuthKind,
     CommandKind,
     DeliveryJob,
@@ -40,8 +40,9 @@ from hookstream.models import (
     WebhookCommand,
     WebhookConfig,
 )
-from hookstream.payloads import JSON_CONTENT_TYPE, XML_CONTENT_TYPE, Payload
+from hookstream.sender.attempts import Attempt, Deliverer
 from hookstream.settings import Settings
+from hookstream.views.directory import WebhookDirectory
 
 NOW = 1_700_000_000_000
 

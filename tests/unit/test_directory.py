@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from hookstream.directory import (
+from hookstream.core.triggers import TriggerFamily, TriggerKey
+from hookstream.records.models import WebhookConfig
+from hookstream.views.directory import (
     REVISION_HEADER,
     WebhookDirectory,
     family_of,
     revision_from_headers,
 )
-from hookstream.models import WebhookConfig
-from hookstream.triggers import TriggerFamily, TriggerKey
 
 
 def hook(webhook_id: str, triggers: list[str], **overrides: Any) -> WebhookConfig:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hookstream.triggers import DEVICE_EVENTS
+from hookstream.core.triggers import DEVICE_EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,17 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from hookstream.codec import decode, encode, json_too_deep
-from hookstream.directory import WebhookDirectory
-from hookstream.errors import DecodeError
-from hookstream.matcher import LogLimiter, failure_reason, guarded, match_record
-from hookstream.models import (
-    MAX_INTEGER_DIGITS,
-    MAX_PROPERTIES_DEPTH,
-    DeliveryJob,
-    DomainEvent,
-    WebhookConfig,
-)
+from hookstream.core.errors import DecodeError
+from hookstream.logs import Throttle
+from hookstream.matcher.agents import guarded
+from hookstream.matcher.routing import failure_reason, match_record
+from hookstream.records.checks import MAX_INTEGER_DIGITS, MAX_PROPERTIES_DEPTH
+from hookstream.records.codec import decode, encode, json_too_deep
+from hookstream.records.models import DeliveryJob, DomainEvent, WebhookConfig
+from hookstream.views.directory import WebhookDirectory
 from hostile_events import POISON_PROPERTIES, nested, raw_event
 
 
@@ -239,7 +236,7 @@ def test_a_record_whose_handling_raises_is_dead_lettered_with_the_reason(
     exc: Exception, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     letters = _Letters()
-    result = asyncio.run(guarded(_EVENT, lambda: _raise(exc), letters, LogLimiter()))  # type: ignore[arg-type]
+    result = asyncio.run(guarded(_EVENT, lambda: _raise(exc), letters, Throttle(burst=20)))  # type: ignore[arg-type]
     assert result is None
     [written] = letters.reasons
     assert written.startswith(reason)
@@ -249,7 +246,7 @@ def test_a_record_whose_handling_raises_is_dead_lettered_with_the_reason(
 
 def test_a_record_handled_without_error_is_not_dead_lettered() -> None:
     letters = _Letters()
-    assert asyncio.run(guarded(_EVENT, lambda: [1], letters, LogLimiter())) == [1]  # type: ignore[arg-type]
+    assert asyncio.run(guarded(_EVENT, lambda: [1], letters, Throttle(burst=20))) == [1]  # type: ignore[arg-type]
     assert letters.reasons == []
 
 
@@ -257,14 +254,14 @@ def test_cancellation_is_never_dead_lettered() -> None:
     letters = _Letters()
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(
-            guarded(_EVENT, lambda: _raise(asyncio.CancelledError()), letters, LogLimiter())  # type: ignore[arg-type]
+            guarded(_EVENT, lambda: _raise(asyncio.CancelledError()), letters, Throttle(burst=20))  # type: ignore[arg-type]
         )
     assert letters.reasons == []
 
 
-def test_log_limiter_holds_back_a_flood_and_counts_it() -> None:
+def test_a_throttle_with_a_burst_holds_back_a_flood_and_counts_it() -> None:
     now = [0.0]
-    limiter = LogLimiter(burst=3, window_s=10, clock=lambda: now[0])
+    limiter = Throttle(every_s=10, clock=lambda: now[0], burst=3)
     assert [limiter.allow() for _ in range(5)] == [0, 0, 0, None, None]
     now[0] = 10.0
     assert limiter.allow() == 2

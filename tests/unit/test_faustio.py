@@ -9,7 +9,7 @@ import faust
 from faust.transport.drivers.aiokafka import Transport
 from faust.types import TP
 
-from hookstream.faustio import (
+from hookstream.matcher.faustio import (
     FETCH_MAX_WAIT_MS,
     SkippingConsumer,
     fetched_at,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 
-from hookstream.admin.schemas import DeliveryOutcome
 from hookstream.history.rows import DeliveryRow
-from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
+from hookstream.history.schemas import DeliveryOutcome
+from hookstream.records.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
 
 T0 = 1_700_000_000_000
 DAY_MS = 24 * 3600 * 1000

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hookstream.catalog import EventCatalog, catalog_topic
-from hookstream.codec import decode, encode
-from hookstream.directory import WebhookDirectory, family_of
-from hookstream.errors import ConfigurationError, DecodeError
-from hookstream.eventtypes import EventType, SchemaMode
-from hookstream.intake import (
+from hookstream.core.errors import ConfigurationError, DecodeError
+from hookstream.core.eventtypes import EventType, SchemaMode
+from hookstream.core.payloads import build_payload
+from hookstream.core.triggers import TriggerError, TriggerFamily, TriggerKey, parse_trigger
+from hookstream.matcher.routing import SchemaViolationError, match_record
+from hookstream.records.codec import decode, encode
+from hookstream.records.intake import (
     EventTopic,
     InputFormat,
     IntakeError,
@@ -23,11 +24,10 @@ from hookstream.intake import (
     decode_json_event,
     parse_event_topic,
 )
-from hookstream.matcher import SchemaViolationError, match_record
-from hookstream.models import DomainEvent, PayloadShape, WebhookConfig
-from hookstream.payloads import build_payload
+from hookstream.records.models import DomainEvent, PayloadShape, WebhookConfig
 from hookstream.settings import TopicSettings
-from hookstream.triggers import TriggerError, TriggerFamily, TriggerKey, parse_trigger
+from hookstream.views.catalog import EventCatalog, catalog_topic
+from hookstream.views.directory import WebhookDirectory, family_of
 
 W = "*"
 EVENT = {

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookstream.jitter import jittered_delay_s
+from hookstream.core.jitter import jittered_delay_s
 
 
 @given(st.floats(1.0, 100.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0, exclude_max=True))

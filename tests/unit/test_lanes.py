@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookstream.lanes import Lanes
+from hookstream.core.lanes import Lanes
 
 
 def _keys(started: list[tuple[str, int]]) -> list[str]:

@@ -40,7 +40,7 @@ def test_other_messages_and_hookstreams_own_lines_pass() -> None:
     assert folding.filter(_record("aiokafka.cluster", "Unable to update metadata from %s", 1))
     assert folding.filter(_record("aiokafka.conn", "Unable connect to node with id %s", 1))
     for attempt in range(5):
-        own = _record("hookstream.attempts", "delivery %s attempt %d", "d", attempt)
+        own = _record("hookstream.sender.attempts", "delivery %s attempt %d", "d", attempt)
         assert folding.filter(own)
     for _ in range(5):
         assert folding.filter(_record("kafka.conn", "connected", level=logging.INFO))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hookstream.membership import AssignmentChurn, DuplicateInstanceError
+from hookstream.kafka.membership import AssignmentChurn, DuplicateInstanceError
 
 
 class Clock:

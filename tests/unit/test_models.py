@@ -11,19 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
-from hookstream.models import (
+from hookstream.records.checks import (
     FORBIDDEN_AUTH_HEADERS,
     MAX_AUTH_HEADERS_SIZE,
     MAX_HEADER_VALUE_LENGTH,
     RESERVED_HEADER_PREFIXES,
+    check_header,
+)
+from hookstream.records.ids import delivery_id_for
+from hookstream.records.models import (
     AuthKind,
     CommandKind,
     DomainEvent,
     WebhookAuth,
     WebhookCommand,
     WebhookConfig,
-    check_header,
-    delivery_id_for,
 )
 
 URL = "https://hooks.example.com/in"

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from hookstream.models import AuthKind, WebhookAuth, WebhookConfig
-from hookstream.oauth import OAuthTokens, TokenError
+from hookstream.net.oauth import OAuthTokens, TokenError
+from hookstream.net.ssrf import AddressPolicy
+from hookstream.records.models import AuthKind, WebhookAuth, WebhookConfig
 from hookstream.settings import SecuritySettings
-from hookstream.ssrf import AddressPolicy
 
 TIMEOUT = httpx.Timeout(5.0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookstream.offsets import OffsetTracker
+from hookstream.core.offsets import OffsetTracker
 
 P0 = ("events", 0)
 P1 = ("events", 1)

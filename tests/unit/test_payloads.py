@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookstream.models import DomainEvent, PayloadFormat, WebhookConfig
-from hookstream.payloads import (
+from hookstream.core.payloads import (
     JSON_CONTENT_TYPE,
     XML_CONTENT_TYPE,
     build_payload,
@@ -19,8 +18,9 @@ from hookstream.payloads import (
     portal_document,
     to_xml,
 )
-from hookstream.registry import derived_numeric_id
-from hookstream.triggers import TriggerFamily
+from hookstream.core.registry import derived_numeric_id
+from hookstream.core.triggers import TriggerFamily
+from hookstream.records.models import DomainEvent, PayloadFormat, WebhookConfig
 
 PORTAL_URL = "https://orgURL/portal/"
 

@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookstream import codec
-from hookstream.codec import decode, encode, encode_jobs
-from hookstream.models import DELIVERY_NAMESPACE, DeliveryJob, DomainEvent, delivery_id_for
+from hookstream.records import jobcodec
+from hookstream.records.codec import decode, encode
+from hookstream.records.ids import DELIVERY_NAMESPACE, delivery_id_for
+from hookstream.records.jobcodec import encode_jobs
+from hookstream.records.models import DeliveryJob, DomainEvent
 
 _CHARS = st.characters(exclude_categories=["Cs"])  # no lone surrogates: UTF-8 cannot hold them
 _TEXT = st.text(_CHARS, max_size=40)
@@ -92,4 +94,4 @@ def test_delivery_id_is_uuid5(event_id: str, webhook_id: str) -> None:
 
 def test_the_job_schema_is_the_one_encode_jobs_writes() -> None:
     """Else encode_jobs falls back to the general path: right, but slow again."""
-    assert codec._job_layout_holds()
+    assert jobcodec._job_layout_holds()

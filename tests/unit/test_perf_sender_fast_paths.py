@@ -13,10 +13,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookstream import sender
-from hookstream.delivery import _request, post
-from hookstream.payloads import Payload
-from hookstream.sender_writes import partition_for
+from hookstream.core.payloads import Payload
+from hookstream.net.delivery import _request, post
+from hookstream.sender import service as sender
+from hookstream.sender.writes import partition_for
 
 URL = "http://receiver.example:8080/hooks/in?x=1"
 BODY = b'{"events":[{"id":"1"}]}'

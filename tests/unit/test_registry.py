@@ -6,22 +6,22 @@ from typing import Any
 
 import pytest
 
-from hookstream.codec import decode, encode
-from hookstream.models import (
-    CommandKind,
-    DeactivationPolicy,
-    FailureMark,
-    Outcome,
-    WebhookCommand,
-    WebhookConfig,
-)
-from hookstream.registry import (
+from hookstream.core.registry import (
     DAY_MS,
     Change,
     NumericIds,
     apply_command,
     derived_numeric_id,
     numeric_id_of,
+)
+from hookstream.records.codec import decode, encode
+from hookstream.records.models import (
+    CommandKind,
+    DeactivationPolicy,
+    FailureMark,
+    Outcome,
+    WebhookCommand,
+    WebhookConfig,
 )
 
 NOW = 1_700_000_000_000

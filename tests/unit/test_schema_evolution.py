@@ -17,8 +17,8 @@ import fastavro
 import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from hookstream.codec import SCHEMA_FILES, decode, encode, parse_schemas, schema_dir
-from hookstream.models import DeliveryStatus, Outcome, WebhookCommand
+from hookstream.records.codec import SCHEMA_FILES, decode, encode, parse_schemas, schema_dir
+from hookstream.records.models import DeliveryStatus, Outcome, WebhookCommand
 
 REPO = Path(__file__).resolve().parents[2]
 

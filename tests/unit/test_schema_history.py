@@ -6,7 +6,7 @@ its copy kept would leave the records written with it unreadable after the next 
 
 from __future__ import annotations
 
-from hookstream.codec import SCHEMA_FILES, history_dir, parse_schemas, schema_dir
+from hookstream.records.codec import SCHEMA_FILES, history_dir, parse_schemas, schema_dir
 
 
 def test_every_current_schema_has_its_copy_in_history() -> None:

@@ -1,4 +1,4 @@
-"""Writer schemas by fingerprint (schemastore.py): every schema a record can name is found."""
+"""Writer schemas by fingerprint (records/schemastore.py): every schema a record names is found."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import avro.schema
 import fastavro
 import pytest
 
-from hookstream.codec import SCHEMA_FILES, encode, fingerprint_of, history_dir
-from hookstream.models import DeliveryStatus, Outcome
-from hookstream.schemastore import FINGERPRINT_HEX, known_schemas, schema_for
+from hookstream.records.codec import SCHEMA_FILES, encode, fingerprint_of, history_dir
+from hookstream.records.models import DeliveryStatus, Outcome
+from hookstream.records.schemastore import FINGERPRINT_HEX, known_schemas, schema_for
 
 
 @pytest.mark.parametrize("model", list(SCHEMA_FILES), ids=lambda m: m.__name__)

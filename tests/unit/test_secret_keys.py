@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from hookstream.secrets import SecretBox, SecretDecryptError, SecretsKeyError
+from hookstream.records.secretbox import SecretBox, SecretDecryptError, SecretsKeyError
 
 
 def test_a_wrong_key_is_told_apart_from_a_damaged_record() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiokafka import TopicPartition
 
-from hookstream.codec import decode
-from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
-from hookstream.sender_parking import (
+from hookstream.records.codec import decode
+from hookstream.records.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
+from hookstream.sender.parking import (
     HELD_HEADER,
     PARKED_HEADER,
     Item,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hookstream.sender_urls import PLAIN_HTTP_REFUSED, UrlVerdicts
-from hookstream.ssrf import AddressPolicy
+from hookstream.net.ssrf import AddressPolicy
+from hookstream.sender.urls import PLAIN_HTTP_REFUSED, UrlVerdicts
 
 
 class CountingPolicy(AddressPolicy):

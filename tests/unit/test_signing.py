@@ -11,10 +11,11 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from hookstream.delivery import request_headers
-from hookstream.models import WebhookConfig, generate_secret
-from hookstream.payloads import Payload
-from hookstream.signing import ESRI_SIGNATURE_HEADER, signature_headers
+from hookstream.core.payloads import Payload
+from hookstream.core.signing import ESRI_SIGNATURE_HEADER, signature_headers
+from hookstream.net.delivery import request_headers
+from hookstream.records.ids import generate_secret
+from hookstream.records.models import WebhookConfig
 
 BODY = b'{"info":{"webhookName":"n"},"events":[]}'
 

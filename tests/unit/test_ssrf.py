@@ -11,7 +11,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookstream.ssrf import (
+from hookstream.net.ssrf import (
     AddressPolicy,
     BlockedAddressError,
     GuardedResolver,

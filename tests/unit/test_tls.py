@@ -9,9 +9,9 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr, ValidationError
 
-from hookstream.codec import decode, encode
-from hookstream.models import WebhookConfig
-from hookstream.tls import TlsContexts, TlsSettingsError, check_current
+from hookstream.net.tls import TlsContexts, TlsSettingsError, check_current
+from hookstream.records.codec import decode, encode
+from hookstream.records.models import WebhookConfig
 
 CA = trustme.CA()
 LEAF = CA.issue_cert("sender.hookstream.test")

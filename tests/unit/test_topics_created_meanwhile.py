@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from kafka.errors import TopicAlreadyExistsError
 
-from hookstream import topics
+from hookstream.kafka import topics
+from hookstream.kafka.topics import TopicMismatchError, create_topics, topic_specs
 from hookstream.settings import TopicSettings
-from hookstream.topics import TopicMismatchError, create_topics, topic_specs
 
 
 class LateListingAdmin:

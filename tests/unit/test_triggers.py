@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookstream.triggers import (
+from hookstream.core.triggers import (
     DEVICE_EVENTS,
     OPERATION_ALIASES,
     PORTAL_OPERATIONS,

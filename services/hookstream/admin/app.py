@@ -25,7 +25,7 @@ from hookstream.admin.state import open_state
 from hookstream.admin.store import Clock
 from hookstream.history.store import HistoryStore
 from hookstream.metrics import ADMIN_REQUESTS
-from hookstream.models import now_ms
+from hookstream.records.models import now_ms
 from hookstream.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,18 +13,12 @@ from hookstream.admin.deps import Num, Start, Statuses, Webhooks, find_webhook
 from hookstream.admin.ping import ping
 from hookstream.admin.problems import invalid_field
 from hookstream.admin.recovery import router as recovery_router
-from hookstream.admin.schemas import (
-    DeliveryOut,
-    DeliveryOutcome,
-    DeliveryPage,
-    PingResult,
-    RedeliveryAccepted,
-    problem_responses,
-)
+from hookstream.admin.schemas import DeliveryPage, PingResult, RedeliveryAccepted, problem_responses
 from hookstream.admin.state import AdminState
-from hookstream.codec import encode
-from hookstream.history.store import COUNT_CAP, DeliveryQuery, HistoryQueryError
-from hookstream.models import DeliveryJob, now_ms
+from hookstream.history.query import COUNT_CAP, DeliveryQuery, HistoryQueryError
+from hookstream.history.schemas import DeliveryOut, DeliveryOutcome
+from hookstream.records.codec import encode
+from hookstream.records.models import DeliveryJob, now_ms
 
 log = logging.getLogger(__name__)
 

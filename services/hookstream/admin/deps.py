@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Request
 
 from hookstream.admin.state import AdminState
-from hookstream.models import WebhookConfig
+from hookstream.records.models import WebhookConfig
 
 MAX_PAGE = 100
 

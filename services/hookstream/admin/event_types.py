@@ -20,15 +20,16 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import ValidationError
 
 from hookstream.admin.deps import Webhooks
+from hookstream.admin.event_type_schemas import EventTypeIn, EventTypeList, EventTypeOut
 from hookstream.admin.problems import invalid_field, raise_invalid
-from hookstream.admin.schemas import EventTypeIn, EventTypeList, EventTypeOut, problem_responses
+from hookstream.admin.schemas import problem_responses
 from hookstream.admin.state import Watch
-from hookstream.catalog import CatalogFeed, EventCatalog, builtin_types, catalog_topic
-from hookstream.codec import encode
-from hookstream.eventtypes import EventType, type_name
-from hookstream.models import now_ms
+from hookstream.core.eventtypes import EventType, type_name
+from hookstream.core.triggers import TriggerError, TriggerFamily, parse_triggers
+from hookstream.records.codec import encode
+from hookstream.records.models import now_ms
 from hookstream.settings import Settings
-from hookstream.triggers import TriggerError, TriggerFamily, parse_triggers
+from hookstream.views.catalog import CatalogFeed, EventCatalog, builtin_types, catalog_topic
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,18 @@ import uuid
 
 import httpx
 
-from hookstream import egress
 from hookstream.admin.problems import invalid_field
 from hookstream.admin.schemas import PingResult
 from hookstream.admin.state import AdminState
 from hookstream.admin.webhooks import url_refusal
-from hookstream.delivery import request_headers
-from hookstream.directory import family_of
-from hookstream.models import DomainEvent, WebhookConfig, now_ms
-from hookstream.oauth import OAuthTokens
-from hookstream.payloads import build_payload
-from hookstream.ssrf import AddressPolicy
-from hookstream.tls import shared_contexts
+from hookstream.core.payloads import build_payload
+from hookstream.net import egress
+from hookstream.net.delivery import request_headers
+from hookstream.net.oauth import OAuthTokens
+from hookstream.net.ssrf import AddressPolicy
+from hookstream.net.tls import shared_contexts
+from hookstream.records.models import DomainEvent, WebhookConfig, now_ms
+from hookstream.views.directory import family_of
 
 PING_TRIGGER = "ping"
 PING_HEADER = "X-Hookstream-Ping"

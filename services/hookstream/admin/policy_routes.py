@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from hookstream.admin.deps import Policy
 from hookstream.admin.problems import raise_invalid
 from hookstream.admin.schemas import SettingsOut, SettingsPatch, problem_responses
-from hookstream.models import DeliveryPolicy, now_ms
+from hookstream.records.models import DeliveryPolicy, now_ms
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 

@@ -14,9 +14,9 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from hookstream.codec import encode
 from hookstream.history.store import HistoryStore
-from hookstream.models import DeliveryJob
+from hookstream.records.codec import encode
+from hookstream.records.models import DeliveryJob
 
 log = logging.getLogger(__name__)
 

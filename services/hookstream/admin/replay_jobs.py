@@ -15,18 +15,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from hookstream.directory import WebhookDirectory
-from hookstream.errors import ConfigurationError, DecodeError
-from hookstream.intake import IntakeError, decode_event, event_topics
-from hookstream.kafkaauth import aiokafka_options
-from hookstream.kafkaio import getmany_past_unreadable
-from hookstream.models import WebhookConfig
+from hookstream.core.errors import ConfigurationError, DecodeError
+from hookstream.kafka.clients import getmany_past_unreadable
+from hookstream.kafka.security import aiokafka_options
+from hookstream.matcher.routing import jobs_for
+from hookstream.records.intake import InputFormat, IntakeError, decode_event, event_topics
+from hookstream.records.models import WebhookConfig
 from hookstream.settings import Settings
+from hookstream.views.directory import WebhookDirectory
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,6 @@ async def run_replay(
 ) -> None:
     """Match the event topics from ``replay.since`` against ``config`` and queue its jobs; on
     failure the replay is marked failed with the reason (repeating the request starts again)."""
-    from hookstream.matcher import jobs_for  # the matcher's own matching (imports Faust)
-
     directory = WebhookDirectory()
     directory.put(config.model_copy(update={"active": True}))
     formats = {topic.name: topic.format for topic in event_topics(settings.topics)}
@@ -85,45 +85,17 @@ async def run_replay(
     )
     try:
         await consumer.start()
-        metadata = await consumer._client.fetch_all_metadata()
-        partitions: list[TopicPartition] = []
-        for topic in formats:
-            found = metadata.partitions_for_topic(topic)
-            if not found:
-                raise ConfigurationError(f"event topic {topic!r} does not exist")
-            partitions += [TopicPartition(topic, p) for p in sorted(found)]
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.offsets_for_times({tp: replay.since for tp in partitions})
-        # Partitions with records at or after ``since``: from the first such to the end.
-        first = {
-            tp: start.offset
-            for tp, start in starts.items()
-            if start is not None and start.offset < ends[tp]
-        }
-        todo = {tp: ends[tp] for tp in first}
+        ranges = await _ranges(consumer, formats, replay.since)
+        todo = {tp: end for tp, (_, end) in ranges.items()}
         if todo:
             consumer.assign(list(todo))
-            for tp, offset in first.items():
-                consumer.seek(tp, offset)
+            for tp, (first, _) in ranges.items():
+                consumer.seek(tp, first)
         while todo:
             batches, _ = await getmany_past_unreadable(
                 consumer, "admin-replay", timeout_ms=poll_timeout_ms, max_records=1000
             )
-            jobs: list[tuple[bytes, bytes]] = []
-            for tp, records in batches.items():
-                end = todo.get(tp)
-                for record in records:
-                    if end is None or record.offset >= end:
-                        break
-                    replay.events_read += 1
-                    try:
-                        event = decode_event(
-                            record.value, formats[tp.topic], record.headers, record.key
-                        )
-                    except (DecodeError, IntakeError):
-                        replay.undecodable += 1
-                        continue
-                    jobs += jobs_for(event, directory, clock())
+            jobs = _match_batches(batches, todo, formats, directory, replay, clock)
             if jobs:
                 await publish(jobs)
                 replay.queued += len(jobs)
@@ -149,3 +121,50 @@ async def run_replay(
     finally:
         replay.finished_at = clock()
         await consumer.stop()
+
+
+async def _ranges(
+    consumer: AIOKafkaConsumer, topics: Iterable[str], since: int
+) -> dict[TopicPartition, tuple[int, int]]:
+    """Per event partition with records at or after ``since``: the first such offset and the end
+    offset (the replay reads to where the partition ended when it started)."""
+    metadata = await consumer._client.fetch_all_metadata()
+    partitions: list[TopicPartition] = []
+    for topic in topics:
+        found = metadata.partitions_for_topic(topic)
+        if not found:
+            raise ConfigurationError(f"event topic {topic!r} does not exist")
+        partitions += [TopicPartition(topic, p) for p in sorted(found)]
+    ends = await consumer.end_offsets(partitions)
+    starts = await consumer.offsets_for_times({tp: since for tp in partitions})
+    return {
+        tp: (start.offset, ends[tp])
+        for tp, start in starts.items()
+        if start is not None and start.offset < ends[tp]
+    }
+
+
+def _match_batches(
+    batches: dict[TopicPartition, list[Any]],
+    todo: dict[TopicPartition, int],
+    formats: dict[str, InputFormat],
+    directory: WebhookDirectory,
+    replay: Replay,
+    clock: Clock,
+) -> list[tuple[bytes, bytes]]:
+    """The jobs of the events in ``batches`` before each partition's end, counted on ``replay``
+    (an event that cannot be decoded is counted and skipped, as the matcher dead-letters it)."""
+    jobs: list[tuple[bytes, bytes]] = []
+    for tp, records in batches.items():
+        end = todo.get(tp)
+        for record in records:
+            if end is None or record.offset >= end:
+                break
+            replay.events_read += 1
+            try:
+                event = decode_event(record.value, formats[tp.topic], record.headers, record.key)
+            except (DecodeError, IntakeError):
+                replay.undecodable += 1
+                continue
+            jobs += jobs_for(event, directory, clock())
+    return jobs

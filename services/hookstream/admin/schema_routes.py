@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Response
 
 from hookstream.admin.schemas import Problem, problem_responses
-from hookstream.schemastore import FINGERPRINT_HEX, normalize_fingerprint, schema_for
+from hookstream.records.schemastore import FINGERPRINT_HEX, normalize_fingerprint, schema_for
 
 router = APIRouter(prefix="/schemas", tags=["schemas"])
 

@@ -1,32 +1,30 @@
 """The admin API's request and response models, kept apart from the Kafka records.
 
-Requests are checked by the rules of ``hookstream.models`` (a request becomes a ``WebhookConfig``
-or a ``DeliveryPolicy`` before anything is written), so every rule lives in one place. Responses
-never carry a secret: a password is ``has_password``, header authentication shows header names
-only, an OAuth2 client secret is ``has_client_secret``, a signing secret is ``has_secret``.
+Requests are checked by the rules of ``hookstream.records.models`` (a request becomes a
+``WebhookConfig`` or a ``DeliveryPolicy`` before anything is written), so every rule lives in one
+place. Responses never carry a secret: a password is ``has_password``, header authentication shows
+header names only, an OAuth2 client secret is ``has_client_secret``, a signing secret is
+``has_secret``.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from hookstream.eventtypes import SchemaMode
-from hookstream.models import (
+from hookstream.core.registry import numeric_id_of
+from hookstream.core.triggers import OPEN_VOCABULARY, parse_triggers
+from hookstream.history.schemas import DeliveryOut
+from hookstream.records.models import (
     AuthKind,
     DeactivationPolicy,
-    DomainEvent,
     FailureMark,
-    Outcome,
     PayloadFormat,
     PayloadShape,
     WebhookAuth,
     WebhookConfig,
 )
-from hookstream.registry import numeric_id_of
-from hookstream.triggers import OPEN_VOCABULARY, parse_triggers
 
 
 class _Request(BaseModel):
@@ -34,8 +32,8 @@ class _Request(BaseModel):
 
 
 def _check_triggers(value: list[str] | None) -> list[str] | None:
-    """The trigger rules of ``hookstream.triggers``, reported under the ``triggers`` field; that
-    catalog sources and types exist is checked against the catalog (``admin.event_types``)."""
+    """The trigger rules of ``hookstream.core.triggers``, reported under the ``triggers`` field;
+    that catalog sources and types exist is checked against the catalog (``admin.event_types``)."""
     if value:
         parse_triggers(value, catalog=OPEN_VOCABULARY)
     return value
@@ -311,42 +309,6 @@ class SettingsPatch(_Request):
     request_timeout_s: float | None = Field(default=None, description="Above 0, up to 60 s.")
 
 
-class DeliveryOutcome(StrEnum):
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    PENDING = "pending"
-
-
-class AttemptOut(BaseModel):
-    """One attempt of a delivery as the sender recorded it."""
-
-    attempt: int
-    at: int = Field(description="Epoch milliseconds.")
-    outcome: Outcome
-    final: bool
-    http_status: int | None
-    response_excerpt: str | None
-    error: str | None
-    duration_ms: float
-    next_attempt_at: int | None
-
-
-class DeliveryOut(BaseModel):
-    """One delivery (an event sent to a webhook): what fired it, what was sent, what came back."""
-
-    delivery_id: str
-    webhook_id: str
-    webhook_name: str
-    trigger: str | None
-    triggered_at: int = Field(description="When the webhook fired, epoch milliseconds.")
-    outcome: DeliveryOutcome
-    redelivered: bool
-    event_ids: list[str]
-    events: list[DomainEvent]
-    attempts: list[AttemptOut]
-    payload: str | None = Field(description="The last body sent (it carries no credentials).")
-
-
 class DeliveryPage(Page):
     deliveries: list[DeliveryOut]
 
@@ -400,63 +362,3 @@ _DESCRIPTIONS = {
     422: "Invalid input; `errors` names each field and what is allowed.",
     503: "Not ready yet, or the change was not applied in time (is the matcher running?).",
 }
-
-
-class EventTypeIn(_Request):
-    """An event type to declare in the catalog; the rules are those of ``EventType``."""
-
-    source: str = Field(description="The event source (`orders`); not a built-in source.")
-    operation: str = Field(description="What happened (`created`); the type is `source.operation`.")
-    description: str = Field(default="", description="What the event means, for receivers.")
-    json_schema: dict[str, Any] | None = Field(
-        default=None, description="JSON Schema the events' `properties` must satisfy."
-    )
-    schema_mode: SchemaMode = Field(
-        default=SchemaMode.REJECT,
-        description="`reject`: dead-letter events that break `json_schema`; `warn`: log only.",
-    )
-    example: dict[str, Any] | None = Field(
-        default=None, description="Example `properties`; must satisfy `json_schema`."
-    )
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "source": "orders",
-                    "operation": "created",
-                    "description": "A customer placed an order.",
-                    "json_schema": {
-                        "type": "object",
-                        "required": ["total"],
-                        "properties": {"total": {"type": "number"}},
-                    },
-                    "example": {"total": 42.5},
-                }
-            ]
-        },
-    )
-
-
-class EventTypeOut(BaseModel):
-    """A built-in or declared event type, with the triggers that subscribe to it."""
-
-    name: str = Field(description="`source.operation` (declared, portal) or the device name.")
-    family: Literal["portal", "device", "catalog"]
-    source: str
-    operation: str
-    triggers: list[str] = Field(description="Triggers that subscribe to this type.")
-    description: str = ""
-    json_schema: dict[str, Any] | None = None
-    schema_mode: SchemaMode | None = None
-    example: dict[str, Any] | None = None
-    created_at: int | None = None
-    modified_at: int | None = None
-
-
-class EventTypeList(BaseModel):
-    """Every event type webhooks can subscribe to: built in first, then declared."""
-
-    total: int
-    items: list[EventTypeOut]

@@ -21,16 +21,16 @@ from aiokafka.errors import KafkaTimeoutError
 from hookstream.admin.recovery_jobs import run_recovery
 from hookstream.admin.replay_jobs import Replay, run_replay
 from hookstream.admin.store import Clock
-from hookstream.attempts import make_http_client
-from hookstream.codec import encode
-from hookstream.directory import DirectoryFeed, WebhookDirectory
 from hookstream.history.config import open_store
 from hookstream.history.ingest import HistoryIngest
 from hookstream.history.store import HistoryStore
-from hookstream.kafkaio import make_producer
-from hookstream.models import DeliveryPolicy, WebhookCommand, WebhookConfig
-from hookstream.policy import POLICY_KEY, PolicyFeed
+from hookstream.kafka.clients import make_producer
+from hookstream.records.codec import encode
+from hookstream.records.models import DeliveryPolicy, WebhookCommand, WebhookConfig
+from hookstream.sender.attempts import make_http_client
 from hookstream.settings import KafkaSecuritySettings, Settings
+from hookstream.views.directory import DirectoryFeed, WebhookDirectory
+from hookstream.views.policy import POLICY_KEY, PolicyFeed
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,11 @@ from hookstream.admin.schemas import (
     problem_responses,
 )
 from hookstream.admin.state import AdminState
-from hookstream.models import CommandKind, WebhookCommand, WebhookConfig
-from hookstream.oauth import token_url_refusal
-from hookstream.ssrf import AddressPolicy, BlockedAddressError
-from hookstream.tls import check_current
-from hookstream.triggers import OPEN_VOCABULARY, TriggerError, parse_trigger, parse_triggers
+from hookstream.core.triggers import OPEN_VOCABULARY, TriggerError, parse_trigger, parse_triggers
+from hookstream.net.oauth import token_url_refusal
+from hookstream.net.ssrf import AddressPolicy, BlockedAddressError
+from hookstream.net.tls import check_current
+from hookstream.records.models import CommandKind, WebhookCommand, WebhookConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from hookstream.errors import ConfigurationError
+from hookstream.core.errors import ConfigurationError
 
 Params = Sequence[Any]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hookstream.errors import ConfigurationError
+from hookstream.core.errors import ConfigurationError
 from hookstream.history.backends import PostgresConnection, SqliteConnection
 from hookstream.history.store import HistoryStore
 from hookstream.settings import Settings

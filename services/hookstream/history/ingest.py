@@ -15,12 +15,12 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from hookstream.codec import decode
-from hookstream.errors import ConfigurationError, DecodeError
+from hookstream.core.errors import ConfigurationError, DecodeError
 from hookstream.history.store import HistoryStore, TopicPartitionKey
-from hookstream.kafkaauth import aiokafka_options
-from hookstream.kafkaio import getmany_past_unreadable
-from hookstream.models import DeliveryJob, DeliveryStatus
+from hookstream.kafka.clients import getmany_past_unreadable
+from hookstream.kafka.security import aiokafka_options
+from hookstream.records.codec import decode
+from hookstream.records.models import DeliveryJob, DeliveryStatus
 from hookstream.settings import KafkaSecuritySettings
 
 log = logging.getLogger(__name__)

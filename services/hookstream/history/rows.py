@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
 
-from hookstream.admin.schemas import DeliveryOutcome
-from hookstream.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
+from hookstream.history.schemas import DeliveryOutcome
+from hookstream.records.models import DeliveryJob, DeliveryStatus, DomainEvent, Outcome
 
 #: Serialises a job's events straight from the decoded models (no dict round trip).
 _EVENTS: TypeAdapter[list[DomainEvent]] = TypeAdapter(list[DomainEvent])

@@ -11,100 +11,43 @@ expired rows by the caller's clock and ``prune`` deletes them in small batches.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hookstream.admin.schemas import AttemptOut, DeliveryOut, DeliveryOutcome
 from hookstream.history.backends import Connection
+from hookstream.history.query import (
+    COUNT_CAP,
+    DeliveryQuery,
+    SearchResult,
+    decode_cursor,
+    encode_cursor,
+)
 from hookstream.history.rows import DeliveryRow
-from hookstream.models import DeliveryJob, DeliveryStatus, Outcome
+from hookstream.history.schemas import AttemptOut, DeliveryOut
+from hookstream.history.tables import (
+    ATTEMPT_PREFIXED,
+    FAILED_SINCE,
+    INSERT_ATTEMPT,
+    RECOVERY_COLUMNS,
+    ROW_COLUMNS,
+    ROW_PREFIXED,
+    SCHEMA,
+    UPSERT_ROW,
+    Key,
+    attempt_out,
+    attempt_values,
+    chunks,
+    delivery_out,
+    flat,
+    int_or_none,
+    keyed,
+    row_of,
+)
+from hookstream.records.models import DeliveryJob, DeliveryStatus, Outcome
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS hs_deliveries (
-        webhook_id TEXT NOT NULL, delivery_id TEXT NOT NULL, webhook_name TEXT NOT NULL,
-        trigger_uri TEXT, triggered_at BIGINT, first_attempt_at BIGINT, fired_at BIGINT NOT NULL,
-        events TEXT, event_ids TEXT NOT NULL, payload TEXT, redelivered_at BIGINT,
-        last_at BIGINT, last_attempt INTEGER, last_final INTEGER NOT NULL, last_outcome TEXT,
-        last_http_status INTEGER, outcome TEXT NOT NULL, activity_at BIGINT NOT NULL,
-        expires_at BIGINT NOT NULL, PRIMARY KEY (webhook_id, delivery_id))""",
-    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_webhook "
-    "ON hs_deliveries (webhook_id, fired_at, delivery_id)",
-    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_time "
-    "ON hs_deliveries (fired_at, delivery_id, webhook_id)",
-    # One index per filter, each ending in the page order, so that a filtered page (and its
-    # capped count) reads only the entries it shows; prune finds expired rows by expiry.
-    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_webhook_outcome "
-    "ON hs_deliveries (webhook_id, outcome, fired_at, delivery_id)",
-    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_outcome "
-    "ON hs_deliveries (outcome, fired_at, delivery_id, webhook_id)",
-    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_status "
-    "ON hs_deliveries (last_http_status, fired_at, delivery_id, webhook_id)",
-    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_trigger "
-    "ON hs_deliveries (trigger_uri, fired_at, delivery_id, webhook_id)",
-    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_id ON hs_deliveries (delivery_id)",
-    "CREATE INDEX IF NOT EXISTS hs_deliveries_by_expiry ON hs_deliveries (expires_at)",
-    """CREATE TABLE IF NOT EXISTS hs_attempts (
-        webhook_id TEXT NOT NULL, delivery_id TEXT NOT NULL, attempted_at BIGINT NOT NULL,
-        attempt INTEGER NOT NULL, outcome TEXT NOT NULL, final INTEGER NOT NULL,
-        http_status INTEGER, response_excerpt TEXT, error TEXT,
-        duration_ms DOUBLE PRECISION NOT NULL, next_attempt_at BIGINT,
-        PRIMARY KEY (webhook_id, delivery_id, attempted_at, attempt))""",
-    # The circuit state of a webhook: its latest held record, and any answer after it.
-    "CREATE INDEX IF NOT EXISTS hs_attempts_by_outcome "
-    "ON hs_attempts (webhook_id, outcome, attempted_at)",
-    "CREATE INDEX IF NOT EXISTS hs_attempts_by_time ON hs_attempts (webhook_id, attempted_at)",
-    """CREATE TABLE IF NOT EXISTS hs_events (
-        event_id TEXT NOT NULL, webhook_id TEXT NOT NULL, delivery_id TEXT NOT NULL,
-        PRIMARY KEY (event_id, webhook_id, delivery_id))""",
-    "CREATE INDEX IF NOT EXISTS hs_events_by_delivery ON hs_events (webhook_id, delivery_id)",
-    """CREATE TABLE IF NOT EXISTS hs_offsets (
-        topic TEXT NOT NULL, part INTEGER NOT NULL, next_offset BIGINT NOT NULL,
-        PRIMARY KEY (topic, part))""",
-    "CREATE TABLE IF NOT EXISTS hs_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    # Bulk recoveries: what each redelivers and how far it got (resumable after a restart).
-    """CREATE TABLE IF NOT EXISTS hs_recoveries (
-        job_id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL, since BIGINT NOT NULL,
-        created_at BIGINT NOT NULL, state TEXT NOT NULL, total INTEGER NOT NULL,
-        queued INTEGER NOT NULL, skipped INTEGER NOT NULL, after_fired BIGINT NOT NULL,
-        after_id TEXT NOT NULL, finished_at BIGINT, error TEXT)""",
-)
-
-_ROW_COLUMNS = (
-    "webhook_id, delivery_id, webhook_name, trigger_uri, triggered_at, first_attempt_at, "
-    "events, event_ids, payload, redelivered_at, last_at, last_attempt, last_final, "
-    "last_outcome, last_http_status"
-)
-_ROW_PREFIXED = ", ".join(f"h.{c.strip()}" for c in _ROW_COLUMNS.split(","))
-_DERIVED = ("fired_at", "outcome", "activity_at", "expires_at")
-_ALL_COLUMNS = [c.strip() for c in _ROW_COLUMNS.split(",")] + list(_DERIVED)
-_UPSERT_ROW = (
-    f"INSERT INTO hs_deliveries ({', '.join(_ALL_COLUMNS)}) "  # noqa: S608
-    f"VALUES ({', '.join('?' for _ in _ALL_COLUMNS)}) "
-    f"ON CONFLICT (webhook_id, delivery_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _ALL_COLUMNS[2:])
-)
-_ATTEMPT_COLUMNS = (
-    "attempt, attempted_at, outcome, final, http_status, response_excerpt, error, duration_ms, "
-    "next_attempt_at"
-)
-_ATTEMPT_PREFIXED = ", ".join(f"a.{c.strip()}" for c in _ATTEMPT_COLUMNS.split(","))
-_INSERT_ATTEMPT = (
-    f"INSERT INTO hs_attempts (webhook_id, delivery_id, {_ATTEMPT_COLUMNS}) "  # noqa: S608
-    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    f"ON CONFLICT (webhook_id, delivery_id, attempted_at, attempt) DO NOTHING"
-)
-#: Keys per ``VALUES`` list: well under both databases' limits on parameters.
-_CHUNK = 400
-#: ``total`` counts matches up to this many; above it, it says "at least this many". Counting is
-#: then bounded like the page itself, however many deliveries are stored.
-COUNT_CAP = 1_000
-
-Key = tuple[str, str]
 TopicPartitionKey = tuple[str, int]
 
 
@@ -127,16 +70,6 @@ class Recovery:
     error: str | None
 
 
-_RECOVERY_COLUMNS = (
-    "job_id, webhook_id, since, created_at, state, total, queued, skipped, after_fired, "
-    "after_id, finished_at, error"
-)
-_FAILED_SINCE = (
-    "webhook_id = ? AND outcome = 'failed' AND fired_at < ? AND expires_at > ? "
-    "AND (fired_at, delivery_id) > (?, ?)"
-)
-
-
 @dataclass(frozen=True)
 class HeldBack:
     """A webhook's circuit as its senders last reported it open."""
@@ -146,73 +79,6 @@ class HeldBack:
     #: When that job is due again, as the circuit's next probe (epoch ms).
     next_probe_at: int | None
     reason: str | None
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-class HistoryQueryError(ValueError):
-    """A search the store cannot run (a cursor it did not issue); the message says why."""
-
-
-@dataclass(frozen=True)
-class DeliveryQuery:
-    """Filters of a search; None matches everything. ``since`` is inclusive, ``until`` not."""
-
-    webhook_id: str | None = None
-    outcome: DeliveryOutcome | None = None
-    http_status: int | None = None
-    since: int | None = None
-    until: int | None = None
-    event_id: str | None = None
-    trigger: str | None = None
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    deliveries: list[DeliveryOut]
-    #: Matches, counted up to ``COUNT_CAP``; None on a cursor page (which does not count).
-    total: int | None
-    #: Where the next page starts (None on the last page); opaque to clients.
-    next_cursor: str | None
-
-
-def encode_cursor(delivery: DeliveryOut) -> str:
-    raw = json.dumps([delivery.triggered_at, delivery.delivery_id, delivery.webhook_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        fired_at, delivery_id, webhook_id = json.loads(raw)
-        if not (isinstance(fired_at, int) and isinstance(delivery_id, str)):
-            raise TypeError("not a cursor")
-        return fired_at, delivery_id, str(webhook_id)
-    except (ValueError, TypeError, binascii.Error):
-        raise HistoryQueryError(
-            "cursor is not one this API issued; pass the next_cursor of the previous page"
-        ) from None
-
-
-def _values(count: int) -> str:
-    return ", ".join("(?, ?)" for _ in range(count))
-
-
-def _keyed(count: int) -> str:
-    """A ``WITH`` clause naming ``count`` (webhook id, delivery id) keys ``k(w, d)``: joined on
-    the primary key, it looks each key up (``(a, b) IN (VALUES ...)`` scans the table in SQLite)."""
-    return f"WITH k(w, d) AS (VALUES {_values(count)}) "
-
-
-def _chunks(items: Sequence[Key]) -> Iterable[Sequence[Key]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _flat(keys: Iterable[Key]) -> list[str]:
-    return [part for key in keys for part in key]
 
 
 class HistoryStore:
@@ -298,9 +164,9 @@ class HistoryStore:
                     row.apply_job(record)
                 else:
                     row.apply_status(record)
-                    attempts.append(_attempt_values(record))
-            self._writer.run_many(_INSERT_ATTEMPT, attempts)
-            self._writer.run_many(_UPSERT_ROW, [self._row_values(row) for row in rows.values()])
+                    attempts.append(attempt_values(record))
+            self._writer.run_many(INSERT_ATTEMPT, attempts)
+            self._writer.run_many(UPSERT_ROW, [self._row_values(row) for row in rows.values()])
             self._writer.run_many(
                 "INSERT INTO hs_events (event_id, webhook_id, delivery_id) VALUES (?, ?, ?) "
                 "ON CONFLICT (event_id, webhook_id, delivery_id) DO NOTHING",
@@ -318,13 +184,13 @@ class HistoryStore:
 
     def _load(self, keys: Sequence[Key]) -> dict[Key, DeliveryRow]:
         found: dict[Key, DeliveryRow] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             for values in self._writer.rows(
-                f"{_keyed(len(chunk))}SELECT {_ROW_PREFIXED} FROM k "  # noqa: S608
+                f"{keyed(len(chunk))}SELECT {ROW_PREFIXED} FROM k "  # noqa: S608
                 "JOIN hs_deliveries h ON h.webhook_id = k.w AND h.delivery_id = k.d",
-                _flat(chunk),
+                flat(chunk),
             ):
-                row = _row(values)
+                row = row_of(values)
                 found[(row.webhook_id, row.delivery_id)] = row
         return found
 
@@ -354,13 +220,13 @@ class HistoryStore:
 
     def get(self, delivery_id: str, now: int, webhook_id: str | None = None) -> DeliveryOut | None:
         """One delivery that has not expired at ``now`` (of any webhook unless one is given)."""
-        sql = f"SELECT {_ROW_COLUMNS} FROM hs_deliveries WHERE delivery_id = ? AND expires_at > ?"  # noqa: S608
+        sql = f"SELECT {ROW_COLUMNS} FROM hs_deliveries WHERE delivery_id = ? AND expires_at > ?"  # noqa: S608
         params: list[Any] = [delivery_id, now]
         if webhook_id is not None:
             sql += " AND webhook_id = ?"
             params.append(webhook_id)
         with self._read_lock:
-            found = [_row(values) for values in self._reader.rows(sql, params)]
+            found = [row_of(values) for values in self._reader.rows(sql, params)]
             return self._with_attempts(found[:1])[0] if found else None
 
     def open_circuits(self, webhook_ids: Sequence[str]) -> dict[str, HeldBack]:
@@ -389,18 +255,18 @@ class HistoryStore:
                     "AND outcome = ? AND attempted_at = ? LIMIT 1",
                     (webhook_id, Outcome.HELD.value, held_at),
                 )
-                found[webhook_id] = HeldBack(int(held_at), _int_or_none(next_probe_at), reason)
+                found[webhook_id] = HeldBack(int(held_at), int_or_none(next_probe_at), reason)
         return found
 
     def get_row(self, webhook_id: str, delivery_id: str, now: int) -> DeliveryRow | None:
         """The stored row (with the job's events) of one listed delivery."""
         with self._read_lock:
             found = self._reader.rows(
-                f"SELECT {_ROW_COLUMNS} FROM hs_deliveries "  # noqa: S608
+                f"SELECT {ROW_COLUMNS} FROM hs_deliveries "  # noqa: S608
                 "WHERE webhook_id = ? AND delivery_id = ? AND expires_at > ?",
                 (webhook_id, delivery_id, now),
             )
-        return _row(found[0]) if found else None
+        return row_of(found[0]) if found else None
 
     def search(
         self,
@@ -429,9 +295,9 @@ class HistoryStore:
                 )
                 total = int(counted)
             found = [
-                _row(values)
+                row_of(values)
                 for values in self._reader.rows(
-                    f"SELECT {_ROW_COLUMNS} FROM hs_deliveries WHERE {' AND '.join(page_where)} "  # noqa: S608
+                    f"SELECT {ROW_COLUMNS} FROM hs_deliveries WHERE {' AND '.join(page_where)} "  # noqa: S608
                     f"{order} LIMIT ? OFFSET ?",
                     [*page_params, limit + 1, offset],
                 )
@@ -466,16 +332,16 @@ class HistoryStore:
     def _with_attempts(self, rows: list[DeliveryRow]) -> list[DeliveryOut]:
         attempts: dict[Key, list[AttemptOut]] = {}
         keys = [(row.webhook_id, row.delivery_id) for row in rows]
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             for values in self._reader.rows(
-                f"{_keyed(len(chunk))}SELECT a.webhook_id, a.delivery_id, "  # noqa: S608
-                f"{_ATTEMPT_PREFIXED} FROM k JOIN hs_attempts a "
+                f"{keyed(len(chunk))}SELECT a.webhook_id, a.delivery_id, "  # noqa: S608
+                f"{ATTEMPT_PREFIXED} FROM k JOIN hs_attempts a "
                 "ON a.webhook_id = k.w AND a.delivery_id = k.d ORDER BY a.attempted_at, a.attempt",
-                _flat(chunk),
+                flat(chunk),
             ):
-                attempts.setdefault((values[0], values[1]), []).append(_attempt_out(values[2:]))
+                attempts.setdefault((values[0], values[1]), []).append(attempt_out(values[2:]))
         return [
-            _delivery_out(row, attempts.get(key, [])) for row, key in zip(rows, keys, strict=True)
+            delivery_out(row, attempts.get(key, [])) for row, key in zip(rows, keys, strict=True)
         ]
 
     def prune(self, now: int, batch: int = 2000) -> int:
@@ -505,17 +371,17 @@ class HistoryStore:
         """The recovery ``job_id``, created (counting what it will redeliver) unless it exists."""
         with self._write_lock, self._writer.transaction():
             [(total,)] = self._writer.rows(
-                f"SELECT COUNT(*) FROM hs_deliveries WHERE {_FAILED_SINCE}",  # noqa: S608
+                f"SELECT COUNT(*) FROM hs_deliveries WHERE {FAILED_SINCE}",  # noqa: S608
                 (webhook_id, now, now, since, ""),
             )
             self._writer.run(
-                f"INSERT INTO hs_recoveries ({_RECOVERY_COLUMNS}) "  # noqa: S608
+                f"INSERT INTO hs_recoveries ({RECOVERY_COLUMNS}) "  # noqa: S608
                 "VALUES (?, ?, ?, ?, 'running', ?, 0, 0, ?, '', NULL, NULL) "
                 "ON CONFLICT (job_id) DO NOTHING",
                 (job_id, webhook_id, since, now, int(total), since),
             )
             [found] = self._writer.rows(
-                f"SELECT {_RECOVERY_COLUMNS} FROM hs_recoveries WHERE job_id = ?",  # noqa: S608
+                f"SELECT {RECOVERY_COLUMNS} FROM hs_recoveries WHERE job_id = ?",  # noqa: S608
                 (job_id,),
             )
         return Recovery(*found)
@@ -524,7 +390,7 @@ class HistoryStore:
         """One recovery as stored, or None."""
         with self._read_lock:
             found = self._reader.rows(
-                f"SELECT {_RECOVERY_COLUMNS} FROM hs_recoveries WHERE job_id = ?",  # noqa: S608
+                f"SELECT {RECOVERY_COLUMNS} FROM hs_recoveries WHERE job_id = ?",  # noqa: S608
                 (job_id,),
             )
         return Recovery(*found[0]) if found else None
@@ -539,11 +405,11 @@ class HistoryStore:
         """The next failed deliveries ``job`` has to queue, oldest first."""
         with self._read_lock:
             found = self._reader.rows(
-                f"SELECT {_ROW_COLUMNS} FROM hs_deliveries WHERE {_FAILED_SINCE} "  # noqa: S608
+                f"SELECT {ROW_COLUMNS} FROM hs_deliveries WHERE {FAILED_SINCE} "  # noqa: S608
                 "ORDER BY fired_at, delivery_id LIMIT ?",
                 (job.webhook_id, job.created_at, now, job.after_fired, job.after_id, limit),
             )
-        return [_row(values) for values in found]
+        return [row_of(values) for values in found]
 
     def advance_recovery(
         self,
@@ -583,69 +449,3 @@ class HistoryStore:
         with self._read_lock:
             [(total,)] = self._reader.rows("SELECT COUNT(*) FROM hs_deliveries")
         return int(total)
-
-
-def _row(values: Sequence[Any]) -> DeliveryRow:
-    return DeliveryRow(
-        webhook_id=values[0],
-        delivery_id=values[1],
-        webhook_name=values[2],
-        trigger=values[3],
-        triggered_at=values[4],
-        first_attempt_at=values[5],
-        events_json=values[6],
-        event_ids=json.loads(values[7]),
-        payload=values[8],
-        redelivered_at=values[9],
-        last_at=values[10],
-        last_attempt=values[11],
-        last_final=bool(values[12]),
-        last_outcome=values[13],
-        last_http_status=values[14],
-    )
-
-
-def _attempt_values(status: DeliveryStatus) -> tuple[Any, ...]:
-    return (
-        status.webhook_id,
-        status.delivery_id,
-        status.attempt,
-        status.attempted_at,
-        status.outcome.value,
-        int(status.final),
-        status.http_status,
-        status.response_excerpt,
-        status.error,
-        status.duration_ms,
-        status.next_attempt_at,
-    )
-
-
-def _attempt_out(values: Sequence[Any]) -> AttemptOut:
-    return AttemptOut(
-        attempt=values[0],
-        at=values[1],
-        outcome=Outcome(values[2]),
-        final=bool(values[3]),
-        http_status=values[4],
-        response_excerpt=values[5],
-        error=values[6],
-        duration_ms=values[7],
-        next_attempt_at=values[8],
-    )
-
-
-def _delivery_out(row: DeliveryRow, attempts: list[AttemptOut]) -> DeliveryOut:
-    return DeliveryOut(
-        delivery_id=row.delivery_id,
-        webhook_id=row.webhook_id,
-        webhook_name=row.webhook_name,
-        trigger=row.trigger,
-        triggered_at=row.fired_at(),
-        outcome=row.outcome(),
-        redelivered=row.redelivered_at is not None,
-        event_ids=row.event_ids,
-        events=row.events(),
-        attempts=attempts,
-        payload=row.payload,
-    )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hookstream.errors import BrokerAlreadyRunningError, ConfigurationError, LocalBrokerError
+from hookstream.core.errors import BrokerAlreadyRunningError, ConfigurationError, LocalBrokerError
 from hookstream.settings import LocalKafkaSettings
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from hookstream.errors import BrokerAlreadyRunningError, ConfigurationError, LocalBrokerError
+from hookstream.core.errors import BrokerAlreadyRunningError, ConfigurationError, LocalBrokerError
 from hookstream.localkafka.broker import (
     HOST,
     BrokerInfo,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
-from hookstream.admin.schemas import DeliveryOut
+from hookstream.history.schemas import DeliveryOut
 
 HOUR_MS = 3600 * 1000
 HOURS = 24

@@ -14,8 +14,9 @@ from pydantic import SecretStr
 
 from hookstream.admin.console.pages import Form
 from hookstream.admin.schemas import WebhookFields
-from hookstream.catalog import EventCatalog, builtin_types
-from hookstream.models import AuthKind, DeactivationPolicy, WebhookConfig, generate_secret
+from hookstream.records.ids import generate_secret
+from hookstream.records.models import AuthKind, DeactivationPolicy, WebhookConfig
+from hookstream.views.catalog import EventCatalog, builtin_types
 
 AUTH_KINDS = [kind.value for kind in AuthKind]
 

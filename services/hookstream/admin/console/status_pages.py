@@ -28,9 +28,10 @@ from hookstream.admin.console.pages import (
 from hookstream.admin.console.webhook_pages import notice
 from hookstream.admin.deps import Policy, Statuses, find_webhook
 from hookstream.admin.problems import field_problems
-from hookstream.admin.schemas import DeliveryOutcome, SettingsPatch
-from hookstream.history.store import DeliveryQuery
-from hookstream.models import DeliveryPolicy
+from hookstream.admin.schemas import SettingsPatch
+from hookstream.history.query import DeliveryQuery
+from hookstream.history.schemas import DeliveryOutcome
+from hookstream.records.models import DeliveryPolicy
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -131,7 +132,7 @@ def pretty(payload: str | None) -> str:
         pass
     if payload.lstrip().startswith("<"):
         try:
-            # Only the service's own payloads reach here (built by hookstream.payloads).
+            # Only the service's own payloads reach here (built by hookstream.core.payloads).
             parsed = minidom.parseString(payload)  # noqa: S318
         except Exception:  # noqa: BLE001 - not well-formed: show it as it is
             return payload

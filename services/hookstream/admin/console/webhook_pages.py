@@ -36,9 +36,9 @@ from hookstream.admin.ping import ping
 from hookstream.admin.problems import field_problems
 from hookstream.admin.schemas import DeactivateRequest, WebhookCreate, WebhookFields, WebhookPatch
 from hookstream.admin.state import AdminState
-from hookstream.history.store import DeliveryQuery
-from hookstream.models import PayloadFormat, WebhookConfig
-from hookstream.triggers import TriggerError, parse_triggers
+from hookstream.core.triggers import TriggerError, parse_triggers
+from hookstream.history.query import DeliveryQuery
+from hookstream.records.models import PayloadFormat, WebhookConfig
 
 log = logging.getLogger(__name__)
 

@@ -47,6 +47,10 @@ def _metric(sender_log: str, series: str) -> float:
     raise AssertionError(f"{series} is not on the sender's /metrics")
 
 
+#: How long the receiver of the parking test takes while slow (seconds).
+BLIP_S = 8.0
+
+
 def _id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -212,6 +216,51 @@ def test_parked_jobs_of_a_slow_webhook_are_all_delivered_with_their_ids(
         requests = receiver.on("/slow")
         assert {r.headers["x-hookstream-attempt"] for r in requests} == {"1"}
         assert len(requests) == len(wanted)
+        assert pipeline.sender is not None
+        assert (
+            _metric(pipeline.sender.log_text(), 'hookstream_jobs_parked_total{reason="backlog"}')
+            > 0
+        )
+    finally:
+        client.close()
+
+
+def test_parked_jobs_start_early_once_their_webhook_answers_quickly_again(
+    make_settings: Callable[..., Settings],
+    pipeline_factory: Callable[[Settings], Pipeline],
+    receiver: Receiver,
+) -> None:
+    """A backlog parked while its receiver was slow (due minutes later, booked one after the
+    other at the slow pace) is delivered as soon as the receiver is quick again."""
+    settings: Settings = make_settings(per_webhook_concurrency=2, lane_max_wait_s=0.5)
+    pipeline: Pipeline = pipeline_factory(settings)
+    client = HookstreamClient(settings.kafka_bootstrap or "", settings.topics)
+    try:
+        pipeline.start_matcher()
+        pipeline.start_sender()
+        hook = WebhookConfig(
+            webhook_id=_id("blip"),
+            name="Blip",
+            payload_url=receiver.url("/blip", Behaviour(delay_s=BLIP_S)),
+            triggers=["/groups"],
+        )
+        register_and_wait(client, hook)
+        # Two slow requests finish (the sender learns: BLIP_S each), two more hang...
+        for n in range(4):
+            client.publish_event(make_event("groups", "update", f"slow{n}"))
+        wait_until(lambda: len(receiver.on("/blip")) >= 4, 60, "four slow requests")
+        # ...while the receiver turns quick and a backlog arrives: parked at the slow pace (two
+        # slots, BLIP_S each: the last of them due about 20 * BLIP_S later).
+        receiver.behaviours["/blip"] = Behaviour()
+        events = [make_event("groups", "update", f"g{n}") for n in range(40)]
+        for event in events:
+            client.publish_event(event)
+        wanted = {delivery_id_for(event.event_id, hook.webhook_id) for event in events}
+        wait_until(
+            lambda: {r.headers["webhook-id"] for r in receiver.on("/blip")} >= wanted,
+            5 * BLIP_S,
+            "every parked delivery, long before its parking time",
+        )
         assert pipeline.sender is not None
         assert (
             _metric(pipeline.sender.log_text(), 'hookstream_jobs_parked_total{reason="backlog"}')

@@ -96,3 +96,31 @@ def test_revoked_partitions_are_forgotten_with_their_counts() -> None:
     schedule.push(Item(other, 1, _job(2, NOW + 5)))
     schedule.drop(lambda item: item.tp == other)
     assert (len(schedule), schedule.parked, schedule.retries) == (1, 1, 0)
+
+
+def test_parked_jobs_of_a_webhook_are_taken_early_earliest_first() -> None:
+    schedule = Schedule(max_retries=10, max_parked=10)
+    for n, due_at in enumerate((NOW + 300_000, NOW + 100_000, NOW + 200_000)):
+        schedule.push(Item(TP, n, _job(n, due_at), parked=True))
+    schedule.push(Item(TP, 3, _job(3, NOW + 50_000, webhook_id="wh-2"), parked=True))
+    schedule.push(Item(TP, 4, _job(4, NOW + 1000)))  # a retry: never taken early
+    assert sorted(schedule.parked_webhooks()) == ["wh-1", "wh-2"]
+
+    taken = schedule.take_parked("wh-1", 2)
+    assert [item.job.due_at for item in taken] == [NOW + 100_000, NOW + 200_000]
+    assert (len(schedule), schedule.parked, schedule.retries) == (3, 2, 1)
+    # What was taken is not handed out again when its due time comes.
+    due = schedule.pop_due(NOW + 300_000)
+    assert [item.job.delivery_id for item in due] == ["d-4", "d-3", "d-0"]
+    assert (len(schedule), schedule.parked, schedule.retries) == (0, 0, 0)
+    assert schedule.parked_webhooks() == [] and schedule.take_parked("wh-1", 5) == []
+
+
+def test_a_revoked_partition_takes_its_parked_jobs_out_of_early_taking() -> None:
+    other = TopicPartition("jobs", 1)
+    schedule = Schedule(max_retries=10, max_parked=10)
+    schedule.push(Item(TP, 0, _job(0, NOW + 5000), parked=True))
+    schedule.push(Item(other, 0, _job(1, NOW + 1000), parked=True))
+    schedule.drop(lambda item: item.tp == other)
+    assert [item.job.delivery_id for item in schedule.take_parked("wh-1", 5)] == ["d-0"]
+    assert (len(schedule), schedule.parked) == (0, 0)

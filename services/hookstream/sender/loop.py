@@ -50,7 +50,7 @@ from hookstream.metrics import (
 from hookstream.records.codec import decode
 from hookstream.records.models import DeliveryJob, now_ms
 from hookstream.sender.attempts import Deliverer, Output
-from hookstream.sender.parking import PROBE_MARGIN_MS, Item, Schedule, held_status, park
+from hookstream.sender.parking import PROBE_MARGIN_MS, Item, Schedule, held_status, park, take_early
 from hookstream.sender.writes import OutputWriter, SenderStoppedError
 from hookstream.settings import Settings
 
@@ -117,6 +117,7 @@ class Sender:
         self._task_ended = asyncio.Event()
         self._retries_paused = False
         self._next_park_check = 0.0
+        self._next_unpark_check = 0.0
         self._failure: BaseException | None = None
         self._stopping = False
 
@@ -211,6 +212,13 @@ class Sender:
             if self.offsets.tracks(item.tp):
                 self.lanes.add(item.job.webhook_id, item)
                 moved = True
+        now = time.monotonic()
+        if now >= self._next_unpark_check:
+            self._next_unpark_check = now + PARK_CHECK_S
+            for item in take_early(self.schedule, self.lanes, self.breakers, now):
+                if self.offsets.tracks(item.tp):
+                    self.lanes.add(item.job.webhook_id, item)
+                    moved = True
         if moved:
             self._pump()
         self._observe()

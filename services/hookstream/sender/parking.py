@@ -10,7 +10,10 @@ opening is parked again silently.
 
 Parked jobs read back wait in the same in-memory schedule as real retries but are counted
 apart, each kind against its own bound, so a slow webhook's parked backlog does not use up the
-room of other webhooks' retries. No I/O here.
+room of other webhooks' retries. A parked job's due time is a prediction made while its webhook
+was busy; the sender takes it early (``take_parked``) as soon as the webhook has room again, so
+a receiver that was slow for a moment gets its backlog at its own pace, not minutes later. No
+I/O here.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 
 from aiokafka import TopicPartition
 
+from hookstream.core.circuit import Breakers, CircuitState
+from hookstream.core.lanes import Lanes
 from hookstream.records.codec import encode
 from hookstream.records.models import DeliveryJob, DeliveryStatus, Outcome
 from hookstream.sender.attempts import Output
@@ -73,6 +78,8 @@ class _Scheduled:
     due_at: int
     seq: int
     item: Item = field(compare=False)
+    #: Handed out already (a parked job taken early): skipped where it still sits in a heap.
+    taken: bool = field(default=False, compare=False)
 
 
 class Schedule:
@@ -82,11 +89,14 @@ class Schedule:
         self.max_retries = max_retries
         self.max_parked = max_parked
         self._heap: list[_Scheduled] = []
+        #: Per webhook, its parked jobs, earliest first (entries shared with ``_heap``).
+        self._parked_of: dict[str, list[_Scheduled]] = {}
         self._seq = itertools.count()
         self._parked = 0
+        self._live = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return self._live
 
     @property
     def parked(self) -> int:
@@ -95,25 +105,57 @@ class Schedule:
 
     @property
     def retries(self) -> int:
-        return len(self._heap) - self._parked
+        return self._live - self._parked
 
     def push(self, item: Item) -> None:
-        heapq.heappush(self._heap, _Scheduled(item.job.due_at, next(self._seq), item))
-        self._parked += item.parked
+        entry = _Scheduled(item.job.due_at, next(self._seq), item)
+        heapq.heappush(self._heap, entry)
+        self._live += 1
+        if item.parked:
+            self._parked += 1
+            heapq.heappush(self._parked_of.setdefault(item.job.webhook_id, []), entry)
+
+    def _take(self, entry: _Scheduled) -> Item:
+        entry.taken = True
+        self._live -= 1
+        self._parked -= entry.item.parked
+        return entry.item
 
     def pop_due(self, now_ms: int) -> list[Item]:
         """Remove and return the jobs due at ``now_ms``, earliest first."""
         due: list[Item] = []
         while self._heap and self._heap[0].due_at <= now_ms:
-            item = heapq.heappop(self._heap).item
-            self._parked -= item.parked
-            due.append(item)
+            entry = heapq.heappop(self._heap)
+            if not entry.taken:
+                due.append(self._take(entry))
         return due
+
+    def parked_webhooks(self) -> list[str]:
+        """The webhooks that have parked jobs waiting here."""
+        for key in [key for key, heap in self._parked_of.items() if not _trim(heap)]:
+            del self._parked_of[key]
+        return list(self._parked_of)
+
+    def take_parked(self, webhook_id: str, limit: int) -> list[Item]:
+        """Remove and return up to ``limit`` parked jobs of a webhook before they are due,
+        earliest first: their webhook has room now, sooner than their parking predicted."""
+        heap = self._parked_of.get(webhook_id, [])
+        taken: list[Item] = []
+        while len(taken) < limit and _trim(heap):
+            taken.append(self._take(heapq.heappop(heap)))
+        return taken
 
     def drop(self, unwanted: Callable[[Item], bool]) -> None:
         """Forget the jobs ``unwanted`` selects (their partition was revoked)."""
-        self._heap = [entry for entry in self._heap if not unwanted(entry.item)]
+        self._heap = [e for e in self._heap if not e.taken and not unwanted(e.item)]
         heapq.heapify(self._heap)
+        self._parked_of = {}
+        for entry in self._heap:
+            if entry.item.parked:
+                self._parked_of.setdefault(entry.item.job.webhook_id, []).append(entry)
+        for heap in self._parked_of.values():
+            heapq.heapify(heap)
+        self._live = len(self._heap)
         self._parked = sum(entry.item.parked for entry in self._heap)
 
     def full(self) -> bool:
@@ -123,6 +165,34 @@ class Schedule:
     def roomy(self) -> bool:
         """Both kinds are below half their bound: resume reading the retry topic."""
         return self.retries < self.max_retries // 2 and self._parked < self.max_parked // 2
+
+
+def take_early(
+    schedule: Schedule, lanes: Lanes[Item], breakers: Breakers, now: float
+) -> list[Item]:
+    """Parked jobs to start before they are due, because their webhook has room now: a parking
+    time predicted during a moment of timeouts (minutes, for a long backlog) must not hold back
+    a receiver that answers quickly again. A webhook takes only what it can start at once, so
+    what it cannot start stays parked instead of being parked again."""
+    free = lanes.concurrency - lanes.reserve - lanes.in_flight() - lanes.waiting()
+    taken: list[Item] = []
+    for webhook_id in schedule.parked_webhooks():
+        if free <= 0:
+            break
+        if lanes.waiting(webhook_id) or breakers.state(webhook_id, now) is not CircuitState.CLOSED:
+            continue
+        room = min(free, lanes.allowed(webhook_id) - lanes.in_flight(webhook_id))
+        items = schedule.take_parked(webhook_id, room)
+        free -= len(items)
+        taken.extend(items)
+    return taken
+
+
+def _trim(heap: list[_Scheduled]) -> bool:
+    """Drop the handed-out entries at the head of a webhook's heap; True if one is left."""
+    while heap and heap[0].taken:
+        heapq.heappop(heap)
+    return bool(heap)
 
 
 def park(

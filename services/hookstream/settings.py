@@ -470,6 +470,15 @@ class Settings(BaseSettings):
             "Unique per process; unset means a new member at every start."
         ),
     )
+    directory_cache_size: int = Field(
+        default=4096,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Webhook configs the matcher and the sender keep decoded (the most recently used); "
+            "the others are held as their records and decoded when needed."
+        ),
+    )
     topics: TopicSettings = TopicSettings()
     delivery: DeliverySettings = DeliverySettings()
     matcher: MatcherSettings = MatcherSettings()

@@ -242,7 +242,8 @@ async def open_state(
     client_id = f"{settings.app_id}-admin"
     topics = settings.topics
     warn_short_job_retention(settings)
-    directory = WebhookDirectory()
+    # Every config decoded: the API lists, filters and sorts them all (docs/operations.md).
+    directory = WebhookDirectory(cache_size=None)
     store = history if history is not None else await asyncio.to_thread(open_store, settings)
     security = settings.kafka_security
     webhooks = WatchedDirectoryFeed(

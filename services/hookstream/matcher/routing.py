@@ -39,8 +39,8 @@ def jobs_for(
     event_id = domain_event.event_id
     heads = [
         (
-            delivery_id_for(event_id, match.webhook.webhook_id),
-            match.webhook.webhook_id,
+            delivery_id_for(event_id, match.webhook_id),
+            match.webhook_id,
             match.trigger.text,
         )
         for match in matches
@@ -158,8 +158,7 @@ def next_numeric_id(directory: WebhookDirectory, partition: int, partitions: int
     command topic is not known (0) or does not include ``partition``."""
     if not partitions or not 0 <= partition < partitions:
         return None
-    taken = [config.numeric_id for config in directory.all()]
-    return NumericIds(partition, partitions).next_id(taken)
+    return NumericIds(partition, partitions).next_id(directory.numeric_ids())
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ def writes_for(
         directory.delete(webhook_id, revision)
         writes.append(Write(topics.webhooks, key, None, {REVISION_HEADER: str(revision).encode()}))
     elif change.config is not None:
-        directory.put(change.config)
+        directory.put(change.config, planned.config_bytes)
         headers = {REVISION_HEADER: str(change.config.revision).encode()}
         writes.append(Write(topics.webhooks, key, planned.config_bytes, headers))
     if change.status is not None:

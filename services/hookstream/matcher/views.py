@@ -18,7 +18,7 @@ class MatcherViews:
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.catalog = EventCatalog()
-        self.directory = WebhookDirectory(self.catalog.lenient())
+        self.directory = WebhookDirectory(self.catalog.lenient(), settings.directory_cache_size)
         self.directory_feed = DirectoryFeed(
             self.directory,
             bootstrap,

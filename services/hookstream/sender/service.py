@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sender]:
     """Open every I/O lifetime of the sender in one place, and close them in reverse."""
     client_id = f"{settings.app_id}-sender"
-    directory = WebhookDirectory()
+    directory = WebhookDirectory(cache_size=settings.directory_cache_size)
     security = settings.kafka_security
     feed = DirectoryFeed(
         directory, bootstrap, settings.topics.webhooks, f"{client_id}-directory", security

@@ -249,8 +249,10 @@ def measure(
     def all_ready() -> bool:
         for name, (process, port) in processes.items():
             if process.poll() is not None:
+                # The log's folder goes with the run: its end is the message.
+                tail = (logs / f"{name}.log").read_text(errors="replace")[-3000:]
                 raise RuntimeError(
-                    f"{name} exited with {process.returncode}; see {logs / (name + '.log')}"
+                    f"{name} exited with {process.returncode}; its log ends:\n{tail}"
                 )
             if name not in ready_s and _ready(port):
                 ready_s[name] = time.monotonic() - started

@@ -188,3 +188,21 @@ def test_the_feed_keeps_the_record_it_read() -> None:
     feed.apply(_Record(b"w", None, [("hookstream-revision", b"3")]))
     assert directory.get("w") is None
     assert directory.revision("w") == 3
+
+
+def test_webhooks_on_the_same_trigger_share_one_parsed_trigger() -> None:
+    directory = WebhookDirectory()
+    directory.put(hook("a", ["/users/signin"]))
+    directory.put(hook("b", ["/users/signIn"]))
+    directory.put(hook("c", ["/users/signin"]))
+    (a,), (b,), (c,) = (directory._triggers[name] for name in "abc")
+    assert a is c
+    assert b.text == "/users/signIn" and b.key is a.key
+    assert {m.webhook_id: m.trigger.text for m in directory.match("users", "u", "signin")} == {
+        "a": "/users/signin",
+        "b": "/users/signIn",
+        "c": "/users/signin",
+    }
+    directory.delete("a", None)
+    directory.put(hook("d", ["/users/signin"]))
+    assert directory._triggers["d"][0] == a

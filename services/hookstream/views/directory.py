@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
@@ -103,7 +104,7 @@ class WebhookDirectory:
         self._cache_size = cache_size
         self._held: dict[str, _Held] = {}
         self._decoded: OrderedDict[str, WebhookConfig] = OrderedDict()
-        self._triggers: dict[str, list[Trigger]] = {}
+        self._triggers: dict[str, tuple[Trigger, ...]] = {}
         self._deleted_revision: dict[str, int] = {}
         self._index: dict[TriggerKey, dict[str, Trigger]] = {}
         self._on_source: dict[str, set[str]] = {}
@@ -185,11 +186,17 @@ class WebhookDirectory:
 
     def _index_config(self, config: WebhookConfig) -> None:
         triggers = parse_triggers(config.triggers, config.smart_group_id, self._vocabulary)
-        self._triggers[config.webhook_id] = triggers
-        for trigger in triggers:
-            self._index.setdefault(trigger.key, {})[config.webhook_id] = trigger
+        for position, trigger in enumerate(triggers):
+            bucket = self._index.get(trigger.key)
+            if bucket is None:
+                triggers[position] = trigger = _compact(trigger)
+                bucket = self._index[trigger.key] = {}
+            else:
+                triggers[position] = trigger = _shared(trigger, bucket)
+            bucket[config.webhook_id] = trigger
             if trigger.family is TriggerFamily.CATALOG:
                 self._on_source.setdefault(trigger.key.source, set()).add(config.webhook_id)
+        self._triggers[config.webhook_id] = tuple(triggers)
 
     def refresh(self, source: str) -> int:
         """Re-read the triggers of the webhooks on a catalog source; the number re-read."""
@@ -213,7 +220,7 @@ class WebhookDirectory:
         return True
 
     def _unindex(self, webhook_id: str) -> None:
-        for trigger in self._triggers.pop(webhook_id, []):
+        for trigger in self._triggers.pop(webhook_id, ()):
             on_source = self._on_source.get(trigger.key.source)
             if on_source is not None:
                 on_source.discard(webhook_id)
@@ -233,6 +240,29 @@ class WebhookDirectory:
             for webhook_id, trigger in self._index.get(key, {}).items():
                 found[webhook_id] = trigger  # keys go from general to specific
         return [Match(self, webhook_id, trigger) for webhook_id, trigger in found.items()]
+
+
+def _compact(trigger: Trigger) -> Trigger:
+    """A trigger whose source and operation are the interpreter's one copy of those words: a
+    parse makes new strings, and 100,000 webhooks on ``items`` and ``update`` need not hold
+    100,000 copies of each."""
+    key = trigger.key
+    return Trigger(
+        trigger.text,
+        trigger.family,
+        TriggerKey(sys.intern(key.source), key.resource_id, sys.intern(key.operation)),
+    )
+
+
+def _shared(trigger: Trigger, bucket: dict[str, Trigger]) -> Trigger:
+    """The trigger another webhook in the same bucket already holds, if equal (``/users/signin``
+    of many webhooks is one object), else this one on the bucket's key."""
+    held = next(iter(bucket.values()), None)
+    if held is None:
+        return _compact(trigger)
+    if held == trigger:
+        return held
+    return Trigger(trigger.text, trigger.family, held.key)
 
 
 def family_of(config: WebhookConfig) -> TriggerFamily:

@@ -206,3 +206,17 @@ def test_webhooks_on_the_same_trigger_share_one_parsed_trigger() -> None:
     directory.delete("a", None)
     directory.put(hook("d", ["/users/signin"]))
     assert directory._triggers["d"][0] == a
+
+
+def test_a_bucket_of_one_grows_and_shrinks_with_its_webhooks() -> None:
+    directory = WebhookDirectory()
+    directory.put(hook("a", ["/items/x/update"]))
+    directory.put(hook("b", ["/items/x/update"]))
+    assert [m.webhook_id for m in directory.match("items", "x", "update")] == ["a", "b"]
+    directory.put(hook("a", ["/items/x/update", "/items/x/Update"], revision=1))  # same key twice
+    assert sorted(m.webhook_id for m in directory.match("items", "x", "update")) == ["a", "b"]
+    assert directory.delete("b", None)
+    assert [m.trigger.text for m in directory.match("items", "x", "update")] == ["/items/x/Update"]
+    assert directory.delete("a", None)
+    assert directory.match("items", "x", "update") == []
+    assert directory._index == {}

@@ -8,7 +8,12 @@ backlog of events, then the fast one is offered ``--rate`` events/s for ``--even
 (noisy events keep coming at the same rate), and the noisy webhook is deleted at the end of
 its scenario so its backlog does not spill into the next one. Measured are the fast webhook's
 deliveries/s (first publish to last arrival) and its latency (arrival - the event's time).
-Each scenario is run ``--runs`` times; min/median/max are printed with the load average.
+Latency percentiles are of the steady state: events of the first ``--warmup-s`` of the fast load
+are left out (in every scenario, "alone" included), because they measure the start of a
+scenario (a new webhook's first connection, the matcher taking in the noisy backlog published
+just before) rather than a neighbour holding the fast webhook up; the p99 of every event is
+printed beside it. Each scenario is run ``--runs`` times; min/median/max are printed with the
+load average.
 """
 
 from __future__ import annotations
@@ -80,8 +85,17 @@ def _receiver(conn: Connection) -> None:
     asyncio.run(main())
 
 
+def _percentile(values: list[float], percent: int) -> float:
+    ordered = sorted(values)
+    return round(ordered[max(0, int(len(ordered) * percent / 100) - 1)], 1)
+
+
 def _scenario(
-    bootstrap: str, settings: Any, port: int, noise: str, events: int, backlog: int, rate: float
+    bootstrap: str,
+    settings: Any,
+    port: int,
+    noise: str,
+    load: tuple[int, int, float, float],
 ) -> dict[str, Any]:
     from kafka import KafkaProducer
 
@@ -89,6 +103,7 @@ def _scenario(
     from hookstream.records.codec import encode
     from hookstream.records.models import DomainEvent, WebhookConfig, now_ms
 
+    events, backlog, rate, warmup_s = load
     tag = uuid.uuid4().hex[:8]
     path = NOISE[noise]
     client = HookstreamClient(bootstrap, settings.topics)
@@ -158,16 +173,18 @@ def _scenario(
         for config in configs[1:]:
             cleanup.delete_webhook(config.webhook_id)
     last_ms = max(at for at, _ in got)
-    latencies = sorted(latency for _, latency in got)
+    steady_from_ms = (start + warmup_s) * 1000
+    steady = [latency for at, latency in got if at - latency >= steady_from_ms]
     return {
         "noise": noise,
         "deliveries_per_s": round(len(got) / (last_ms / 1000 - start), 1),
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1),
+        "p50_ms": _percentile(steady, 50),
+        "p99_ms": _percentile(steady, 99),
+        "p99_all_ms": _percentile([latency for _, latency in got], 99),
     }
 
 
-def run(events: int, backlog: int, rate: float, runs: int) -> dict[str, Any]:
+def run(events: int, backlog: int, rate: float, runs: int, warmup_s: float) -> dict[str, Any]:
     os.environ.setdefault("HOOKSTREAM_SECURITY__SECRETS_KEYS", Fernet.generate_key().decode())
     from hookstream.kafka.topics import create_topics
     from hookstream.settings import Settings
@@ -207,7 +224,9 @@ def run(events: int, backlog: int, rate: float, runs: int) -> dict[str, Any]:
             for _ in range(runs):
                 for noise in NOISE:
                     results[noise].append(
-                        _scenario(bootstrap, settings, port, noise, events, backlog, rate)
+                        _scenario(
+                            bootstrap, settings, port, noise, (events, backlog, rate, warmup_s)
+                        )
                     )
                     loads.append(os.getloadavg()[0])
     finally:
@@ -231,9 +250,13 @@ def run(events: int, backlog: int, rate: float, runs: int) -> dict[str, Any]:
         "backlog": backlog,
         "rate": rate,
         "runs": runs,
+        "warmup_s": warmup_s,
         "load_average_1m": [min(loads), statistics.median(loads), max(loads)],
         "min_median_max": {
-            noise: {key: spread(noise, key) for key in ("deliveries_per_s", "p50_ms", "p99_ms")}
+            noise: {
+                key: spread(noise, key)
+                for key in ("deliveries_per_s", "p50_ms", "p99_ms", "p99_all_ms")
+            }
             for noise in NOISE
         },
     }
@@ -245,8 +268,11 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=200, help="noisy events before the load")
     parser.add_argument("--rate", type=float, default=100.0, help="fast events/s offered")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--warmup-s", type=float, default=1.0, help="start of the fast load left out of latency"
+    )
     args = parser.parse_args()
-    result = run(args.events, args.backlog, args.rate, args.runs)
+    result = run(args.events, args.backlog, args.rate, args.runs, args.warmup_s)
     alone = result["min_median_max"]["alone"]
     for noise, figures in result["min_median_max"].items():
         rate = figures["deliveries_per_s"]
@@ -255,7 +281,9 @@ def main() -> None:
             f"{noise:8} deliveries/s {rate[0]}/{rate[1]}/{rate[2]} "
             f"({rate[1] / alone['deliveries_per_s'][1]:.0%} of alone), "
             f"p50 ms {figures['p50_ms'][1]}, p99 ms {p99[0]}/{p99[1]}/{p99[2]} "
-            f"({p99[1] / alone['p99_ms'][1]:.1f}x alone)"
+            f"({p99[1] / alone['p99_ms'][1]:.1f}x alone); "
+            f"p99 of every event {figures['p99_all_ms'][1]} ms "
+            f"({figures['p99_all_ms'][1] / alone['p99_all_ms'][1]:.1f}x alone)"
         )
     print(f"load average (1 min) min/median/max: {result['load_average_1m']}")
     print(json.dumps(result))

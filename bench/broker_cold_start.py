@@ -11,7 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hookstream.localkafka.broker import LocalBroker, _package_file, fetch_jars
+from hookstream.localkafka.broker import LocalBroker
+from hookstream.localkafka.jars import _package_file, fetch_jars
 from hookstream.settings import LocalKafkaSettings
 
 

@@ -28,10 +28,11 @@ from httpx_aiohttp import AiohttpTransport
 from hookstream.core.payloads import Payload
 from hookstream.net import egress
 from hookstream.net.delivery import post
+from hookstream.net.egress import make_http_client
 from hookstream.net.tls import shared_contexts
 from hookstream.records.codec import decode, encode
 from hookstream.records.models import DeliveryJob, DomainEvent, WebhookConfig
-from hookstream.sender.attempts import Deliverer, make_http_client
+from hookstream.sender.attempts import Deliverer
 from hookstream.settings import Settings
 from hookstream.views.directory import WebhookDirectory
 from hookstream.views.policy import PolicyFeed

@@ -62,6 +62,14 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _ReceiverServer(ThreadingHTTPServer):
+    """A listen backlog of 128, not 5: on a starved machine a backlog of 5 turns the test
+    harness's own slowness into connect timeouts that look like a failing receiver."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class Receiver:
     """A real HTTP server on 127.0.0.1 that records every request and answers per path."""
 
@@ -104,8 +112,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _ReceiverServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

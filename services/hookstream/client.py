@@ -33,7 +33,6 @@ from hookstream.records.models import (
     WebhookConfig,
 )
 from hookstream.settings import KafkaSecuritySettings, Settings, TopicSettings, get_settings
-from hookstream.views.catalog import catalog_topic
 from hookstream.views.policy import POLICY_KEY
 
 
@@ -104,7 +103,7 @@ class HookstreamClient:
         """Add or change an event type of the catalog (the admin API does the same, and waits
         until its view shows it)."""
         self._producer.send(
-            catalog_topic(self.topics), key=event_type.name.encode(), value=encode(event_type)
+            self.topics.event_types, key=event_type.name.encode(), value=encode(event_type)
         ).get(timeout=30)
 
     def command(self, command: WebhookCommand) -> None:

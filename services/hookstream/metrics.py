@@ -57,3 +57,13 @@ PARKED_WAITING = Gauge(
     "hookstream_parked_jobs_waiting",
     "Parked jobs read back from the retry topic and held in memory until due (slow-lane depth).",
 )
+VIEW_LAG = Gauge(
+    "hookstream_view_lag_records",
+    "Records a live view is behind its topic's end (end offsets minus positions, all partitions).",
+    ["view"],
+)
+VIEW_FRESH_AGE = Gauge(
+    "hookstream_view_fresh_age_seconds",
+    "Seconds since a live view was last known to hold everything its topic had.",
+    ["view"],
+)

@@ -21,7 +21,7 @@ from kafka.record.default_records import DefaultRecordBatch
 
 from hookstream.client import HookstreamClient
 from hookstream.kafka.clients import UNREADABLE_BATCHES, getmany_past_unreadable, make_consumer
-from hookstream.localkafka.broker import fetch_tools
+from hookstream.localkafka.jars import fetch_tools
 from hookstream.records.codec import decode, encode
 from hookstream.records.models import (
     DeadLetter,

@@ -21,11 +21,11 @@ from pydantic import SecretStr
 from hookstream.core.payloads import Payload
 from hookstream.net import egress
 from hookstream.net.delivery import AttemptResult
+from hookstream.net.egress import make_http_client
 from hookstream.net.oauth import OAuthTokens
 from hookstream.net.ssrf import AddressPolicy
 from hookstream.net.tls import TlsContexts
 from hookstream.records.models import AuthKind, WebhookAuth, WebhookConfig
-from hookstream.sender.attempts import make_http_client
 from hookstream.settings import Settings
 from oauth_support import OAuthServer
 from support import unique_settings, wait_until

@@ -30,30 +30,30 @@ def test_a_recovery_walks_the_failed_deliveries_since_a_time_once(
     store = history_db.open()
     store.ingest(_fired(20), {(DELIVERIES, 0): 20, (STATUS, 0): 20})
     now = T0 + 1000
-    job = store.create_recovery("rcv_1", "w", T0 + 4, now)
+    job = store.recoveries.create("rcv_1", "w", T0 + 4, now)
     # Failed (even) deliveries fired at T0+4 or later: d04, d06, ..., d18.
     assert (job.state, job.total, job.queued) == ("running", 8, 0)
-    assert store.create_recovery("rcv_1", "w", T0 + 4, now + 5) == job  # the same job
+    assert store.recoveries.create("rcv_1", "w", T0 + 4, now + 5) == job  # the same job
     walked: list[str] = []
-    while rows := store.recovery_batch(job, now, 3):
+    while rows := store.recoveries.batch(job, now, 3):
         walked += [row.delivery_id for row in rows]
-        store.advance_recovery(
+        store.recoveries.advance(
             job.job_id, (rows[-1].fired_at(), rows[-1].delivery_id), len(rows), 0
         )
-        found = store.recovery(job.job_id)
+        found = store.recoveries.get(job.job_id)
         assert found is not None
         job = found
     assert walked == [f"d{n:02d}" for n in range(4, 20, 2)]
-    assert job.queued == 8 and store.recoveries_running() == ["rcv_1"]
-    store.finish_recovery(job.job_id, now, "broker gone")
-    failed = store.recovery(job.job_id)
+    assert job.queued == 8 and store.recoveries.running() == ["rcv_1"]
+    store.recoveries.finish(job.job_id, now, "broker gone")
+    failed = store.recoveries.get(job.job_id)
     assert failed is not None and failed.state == "failed" and failed.error == "broker gone"
-    store.resume_recovery(job.job_id)
-    assert store.recoveries_running() == ["rcv_1"]
-    store.finish_recovery(job.job_id, now)
-    done = store.recovery(job.job_id)
+    store.recoveries.resume(job.job_id)
+    assert store.recoveries.running() == ["rcv_1"]
+    store.recoveries.finish(job.job_id, now)
+    done = store.recoveries.get(job.job_id)
     assert done is not None and (done.state, done.error) == ("done", None)
-    assert store.recovery("rcv_none") is None
+    assert store.recoveries.get("rcv_none") is None
 
 
 def test_total_is_counted_up_to_the_cap_and_not_on_cursor_pages(

@@ -20,8 +20,8 @@ from hookstream.client import HookstreamClient
 from hookstream.core.payloads import Payload
 from hookstream.kafka.topics import create_topics
 from hookstream.net.delivery import AttemptResult, post
+from hookstream.net.egress import make_http_client
 from hookstream.records.models import DeactivationPolicy, DeliveryStatus, Outcome, WebhookConfig
-from hookstream.sender.attempts import make_http_client
 from hookstream.settings import Settings
 from hostile import MALFORMED, HostileReceiver, drip, send_bytes
 from support import (

@@ -15,7 +15,6 @@ from hookstream.kafka.topics import create_topics
 from hookstream.records.codec import decode, encode
 from hookstream.records.models import DomainEvent, now_ms
 from hookstream.settings import Settings
-from hookstream.views.catalog import catalog_topic
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +95,7 @@ def test_topics_created_with_their_settings(make_settings: Callable[..., Setting
     settings: Settings = make_settings()
     bootstrap = settings.kafka_bootstrap
     assert bootstrap is not None
-    catalog = catalog_topic(settings.topics)
+    catalog = settings.topics.event_types
     assert catalog in settings.topics.all_names()
     assert create_topics(bootstrap, settings.topics) == {
         name: "ok" for name in settings.topics.all_names()

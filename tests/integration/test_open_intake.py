@@ -20,7 +20,7 @@ from test_admin_support import TOKEN, AdminServer, with_admin
 from hookstream.cli.main import main
 from hookstream.client import HookstreamClient
 from hookstream.kafka.topics import create_topics
-from hookstream.localkafka.broker import fetch_tools
+from hookstream.localkafka.jars import fetch_tools
 from hookstream.records.models import DeadLetter
 from hookstream.settings import LocalKafkaSettings, Settings
 from support import DeadLetterReader, Pipeline, Receiver, make_event, unique_settings, wait_until

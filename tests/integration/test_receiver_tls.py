@@ -23,9 +23,9 @@ from hookstream.core.payloads import Payload
 from hookstream.kafka.topics import create_topics
 from hookstream.net import egress
 from hookstream.net.delivery import AttemptResult
+from hookstream.net.egress import make_http_client
 from hookstream.net.tls import TlsContexts
 from hookstream.records.models import Outcome, WebhookConfig
-from hookstream.sender.attempts import make_http_client
 from hookstream.settings import Settings
 from support import (
     Pipeline,

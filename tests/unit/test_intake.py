@@ -26,7 +26,7 @@ from hookstream.records.intake import (
 )
 from hookstream.records.models import DomainEvent, PayloadShape, WebhookConfig
 from hookstream.settings import TopicSettings
-from hookstream.views.catalog import EventCatalog, catalog_topic
+from hookstream.views.catalog import EventCatalog
 from hookstream.views.directory import WebhookDirectory, family_of
 
 W = "*"
@@ -86,8 +86,8 @@ def test_topic_entries_name_their_format() -> None:
 
 
 def test_the_catalog_topic_sits_beside_the_webhook_configs() -> None:
-    assert catalog_topic(TopicSettings()) == "hookstream.event-types"
-    assert catalog_topic(TopicSettings(webhooks="configs")) == "configs.event-types"
+    assert TopicSettings().event_types == "hookstream.event-types"
+    assert TopicSettings(webhooks="configs").event_types == "configs.event-types"
 
 
 # --- the three formats give the same event ----------------------------------------------------

@@ -9,7 +9,8 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr, ValidationError
 
-from hookstream.net.tls import TlsContexts, TlsSettingsError, check_current
+from hookstream.core.certificates import check_current
+from hookstream.net.tls import TlsContexts, TlsSettingsError
 from hookstream.records.codec import decode, encode
 from hookstream.records.models import WebhookConfig
 

@@ -29,7 +29,7 @@ from hookstream.core.triggers import TriggerError, TriggerFamily, parse_triggers
 from hookstream.records.codec import encode
 from hookstream.records.models import now_ms
 from hookstream.settings import Settings
-from hookstream.views.catalog import CatalogFeed, EventCatalog, builtin_types, catalog_topic
+from hookstream.views.catalog import CatalogFeed, EventCatalog, builtin_types
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class WatchedCatalogFeed(CatalogFeed):
         super().__init__(
             catalog,
             bootstrap,
-            catalog_topic(settings.topics),
+            settings.topics.event_types,
             f"{settings.app_id}-admin-catalog",
             settings.kafka_security,
         )
@@ -160,7 +160,7 @@ async def show_event_type(name: str, feed: Catalog) -> EventTypeOut:
 
 async def _write(state: Webhooks, feed: WatchedCatalogFeed, name: str, value: bytes | None) -> None:
     """Write a type (or its tombstone) and wait until the view shows it; 503 if it does not."""
-    topic = catalog_topic(state.settings.topics)
+    topic = state.settings.topics.event_types
     timeout_s = state.settings.admin.write_timeout_s
     await asyncio.wait_for(
         state.producer.send_and_wait(topic, value=value, key=name.encode()), timeout_s

@@ -14,7 +14,7 @@ from hookstream.admin.deps import Statuses, Webhooks, find_webhook
 from hookstream.admin.recovery_jobs import recovery_id
 from hookstream.admin.replay_jobs import Replay, replay_id
 from hookstream.admin.schemas import problem_responses
-from hookstream.history.store import Recovery
+from hookstream.history.recoveries import Recovery
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,10 @@ async def recover(webhook_id: str, body: RecoverRequest, state: Statuses) -> Rec
         )
     job_id = recovery_id(webhook_id, body.since)
     job = await asyncio.to_thread(
-        state.store.create_recovery, job_id, webhook_id, body.since, state.clock()
+        state.store.recoveries.create, job_id, webhook_id, body.since, state.clock()
     )
     if job.state == "failed":
-        await asyncio.to_thread(state.store.resume_recovery, job_id)
+        await asyncio.to_thread(state.store.recoveries.resume, job_id)
     if job.state != "done":
         state.start_recovery(job_id)
     log.info(
@@ -94,7 +94,7 @@ async def recover(webhook_id: str, body: RecoverRequest, state: Statuses) -> Rec
         job.total,
         extra={"webhook_id": webhook_id},
     )
-    found = await asyncio.to_thread(state.store.recovery, job_id)
+    found = await asyncio.to_thread(state.store.recoveries.get, job_id)
     return RecoveryOut.of(found or job)
 
 
@@ -104,7 +104,7 @@ async def recover(webhook_id: str, body: RecoverRequest, state: Statuses) -> Rec
     responses=problem_responses(401, 404, 422, 503),
 )
 async def get_recovery(job_id: str, state: Statuses) -> RecoveryOut:
-    found = await asyncio.to_thread(state.store.recovery, job_id)
+    found = await asyncio.to_thread(state.store.recoveries.get, job_id)
     if found is None:
         raise HTTPException(status_code=404, detail=f"no recovery job {job_id!r}")
     return RecoveryOut.of(found)

@@ -38,12 +38,12 @@ async def run_recovery(store: HistoryStore, job_id: str, publish: Publish, clock
     reason (a repeated request resumes it)."""
     try:
         while True:
-            job = await asyncio.to_thread(store.recovery, job_id)
+            job = await asyncio.to_thread(store.recoveries.get, job_id)
             if job is None or job.state != "running":
                 return
-            rows = await asyncio.to_thread(store.recovery_batch, job, clock(), BATCH)
+            rows = await asyncio.to_thread(store.recoveries.batch, job, clock(), BATCH)
             if not rows:
-                await asyncio.to_thread(store.finish_recovery, job_id, clock())
+                await asyncio.to_thread(store.recoveries.finish, job_id, clock())
                 log.info(
                     "recovery %s of webhook %s done: %d queued, %d skipped",
                     job_id,
@@ -73,7 +73,7 @@ async def run_recovery(store: HistoryStore, job_id: str, publish: Publish, clock
             await publish(records)
             last = rows[-1]
             await asyncio.to_thread(
-                store.advance_recovery,
+                store.recoveries.advance,
                 job_id,
                 (last.fired_at(), last.delivery_id),
                 len(records),
@@ -83,4 +83,4 @@ async def run_recovery(store: HistoryStore, job_id: str, publish: Publish, clock
         raise
     except Exception as exc:
         log.error("recovery %s stopped: %s; repeat the request to resume it", job_id, exc)
-        await asyncio.to_thread(store.finish_recovery, job_id, clock(), str(exc) or repr(exc))
+        await asyncio.to_thread(store.recoveries.finish, job_id, clock(), str(exc) or repr(exc))

@@ -60,6 +60,37 @@ def replay_id(webhook_id: str, since: int) -> str:
     return f"rpl_{digest[:24]}"
 
 
+async def _match_range(
+    consumer: AIOKafkaConsumer,
+    formats: dict[str, InputFormat],
+    directory: WebhookDirectory,
+    replay: Replay,
+    publish: Publish,
+    clock: Clock,
+    poll_timeout_ms: int,
+) -> None:
+    """Read every event topic from ``replay.since`` to where it ended when the replay started,
+    publishing the jobs of each batch as it goes."""
+    ranges = await _ranges(consumer, formats, replay.since)
+    todo = {tp: end for tp, (_, end) in ranges.items()}
+    if todo:
+        consumer.assign(list(todo))
+        for tp, (first, _) in ranges.items():
+            consumer.seek(tp, first)
+    while todo:
+        batches, _ = await getmany_past_unreadable(
+            consumer, "admin-replay", timeout_ms=poll_timeout_ms, max_records=1000
+        )
+        jobs = _match_batches(batches, todo, formats, directory, replay, clock)
+        if jobs:
+            await publish(jobs)
+            replay.queued += len(jobs)
+        for tp in list(todo):
+            if await consumer.position(tp) >= todo[tp]:
+                del todo[tp]
+                consumer.pause(tp)  # read to where it ended when the replay started
+
+
 async def run_replay(
     replay: Replay,
     config: WebhookConfig,
@@ -85,24 +116,7 @@ async def run_replay(
     )
     try:
         await consumer.start()
-        ranges = await _ranges(consumer, formats, replay.since)
-        todo = {tp: end for tp, (_, end) in ranges.items()}
-        if todo:
-            consumer.assign(list(todo))
-            for tp, (first, _) in ranges.items():
-                consumer.seek(tp, first)
-        while todo:
-            batches, _ = await getmany_past_unreadable(
-                consumer, "admin-replay", timeout_ms=poll_timeout_ms, max_records=1000
-            )
-            jobs = _match_batches(batches, todo, formats, directory, replay, clock)
-            if jobs:
-                await publish(jobs)
-                replay.queued += len(jobs)
-            for tp in list(todo):
-                if await consumer.position(tp) >= todo[tp]:
-                    del todo[tp]
-                    consumer.pause(tp)  # read to where it ended when the replay started
+        await _match_range(consumer, formats, directory, replay, publish, clock, poll_timeout_ms)
         replay.state = "done"
         log.info(
             "replay %s for webhook %s done: %d events read, %d jobs queued",

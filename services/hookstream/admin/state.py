@@ -25,9 +25,9 @@ from hookstream.history.config import open_store
 from hookstream.history.ingest import HistoryIngest
 from hookstream.history.store import HistoryStore
 from hookstream.kafka.clients import make_producer
+from hookstream.net.egress import make_http_client
 from hookstream.records.codec import encode
 from hookstream.records.models import DeliveryPolicy, WebhookCommand, WebhookConfig
-from hookstream.sender.attempts import make_http_client
 from hookstream.settings import KafkaSecuritySettings, Settings
 from hookstream.views.directory import DirectoryFeed, WebhookDirectory
 from hookstream.views.policy import POLICY_KEY, PolicyFeed
@@ -280,7 +280,7 @@ async def open_state(
         stack.push_async_callback(_cancel_all, state.replay_tasks)
         if await asyncio.to_thread(store.try_lead):
             # Jobs a previous run left unfinished go on from where they got to.
-            for job_id in await asyncio.to_thread(store.recoveries_running):
+            for job_id in await asyncio.to_thread(store.recoveries.running):
                 state.start_recovery(job_id)
         yield state
 

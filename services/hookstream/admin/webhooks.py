@@ -30,10 +30,10 @@ from hookstream.admin.schemas import (
     problem_responses,
 )
 from hookstream.admin.state import AdminState
+from hookstream.core.certificates import check_current
 from hookstream.core.triggers import OPEN_VOCABULARY, TriggerError, parse_trigger, parse_triggers
 from hookstream.net.oauth import token_url_refusal
 from hookstream.net.ssrf import AddressPolicy, BlockedAddressError
-from hookstream.net.tls import check_current
 from hookstream.records.models import CommandKind, WebhookCommand, WebhookConfig
 
 log = logging.getLogger(__name__)

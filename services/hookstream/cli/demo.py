@@ -29,20 +29,15 @@ from typing import Any
 import httpx
 
 from hookstream.cli.api_client import AdminClient
+from hookstream.cli.demo_data import ORDER_CREATED, demo_custom_webhook, demo_events, demo_webhooks
 from hookstream.cli.tables import deliveries_table
 from hookstream.client import HookstreamClient
 from hookstream.core.errors import BrokerAlreadyRunningError
-from hookstream.core.eventtypes import EventType
 from hookstream.core.formatting import format_status
 from hookstream.kafka.topics import create_topics
 from hookstream.localkafka.broker import HOST, LocalBroker
 from hookstream.records.models import (
-    DeactivationPolicy,
-    DomainEvent,
-    PayloadFormat,
-    WebhookAuth,
     WebhookConfig,
-    now_ms,
 )
 from hookstream.settings import Settings
 
@@ -104,107 +99,6 @@ def _admin_port(preferred: int) -> int:
     raise OSError(f"no free port on {HOST} for the admin API")
 
 
-#: A producer's own event type, declared in the catalog (docs/events.md, "Event types").
-ORDER_CREATED = EventType(
-    source="orders",
-    operation="created",
-    description="A customer placed an order (the demo's own event type).",
-    json_schema={
-        "type": "object",
-        "required": ["total"],
-        "properties": {"total": {"type": "number"}, "currency": {"type": "string"}},
-    },
-    example={"total": 42.5, "currency": "EUR"},
-)
-
-
-def demo_custom_webhook(run: str, base_url: str) -> WebhookConfig:
-    """A webhook on the declared ``orders.created`` type: Standard Webhooks JSON body."""
-    return WebhookConfig(
-        webhook_id=f"demo-orders-{run}",
-        name="New orders (a declared event type)",
-        payload_url=f"{base_url}/orders",
-        triggers=["/orders/created"],
-    )
-
-
-def demo_webhooks(run: str, base_url: str) -> list[WebhookConfig]:
-    """The three sample webhooks of one demo run (on the built-in vocabularies)."""
-    return [
-        WebhookConfig(
-            webhook_id=f"demo-items-{run}",
-            name="Item updates (portal JSON, basic auth)",
-            payload_url=f"{base_url}/items",
-            triggers=["/items/update", "/items/add"],
-            auth=WebhookAuth(kind="basic", username="demo", password="demo-password"),  # noqa: S106
-        ),
-        WebhookConfig(
-            webhook_id=f"demo-computers-{run}",
-            name="New computers (device XML, header auth)",
-            payload_url=f"{base_url}/computers",
-            triggers=["ComputerAdded"],
-            payload_format=PayloadFormat.XML,
-            auth=WebhookAuth(kind="header", headers={"X-Api-Key": "demo-key"}),
-        ),
-        WebhookConfig(
-            webhook_id=f"demo-failing-{run}",
-            name="A receiver that is down",
-            payload_url=f"{base_url}/fail",
-            triggers=["/users/signin"],
-            deactivation_policy=DeactivationPolicy(number_of_failures=1, days_in_past=1),
-        ),
-    ]
-
-
-def demo_events() -> list[DomainEvent]:
-    """Sample events: one per webhook above, and one that matches nothing."""
-    now = now_ms()
-    return [
-        DomainEvent(
-            event_id=str(uuid.uuid4()),
-            source="items",
-            operation="update",
-            resource_id="9f3c2b",
-            actor_username="alice",
-            actor_user_id="u-17",
-            occurred_at=now,
-            properties={"title": "Parcels 2026", "tags": ["cadastre"]},
-        ),
-        DomainEvent.for_device_event(
-            "ComputerAdded",
-            {
-                "deviceName": "lab-mac-07",
-                "serialNumber": "C02XK1",
-                "model": "MacBook Pro",
-                "jssID": 7,
-            },
-        ),
-        DomainEvent(
-            event_id=str(uuid.uuid4()),
-            source="users",
-            operation="signin",
-            resource_id="bob",
-            actor_username="bob",
-            occurred_at=now,
-        ),
-        DomainEvent(
-            event_id=str(uuid.uuid4()),
-            source="groups",
-            operation="delete",
-            resource_id="g-1",
-            occurred_at=now,
-        ),
-        DomainEvent(
-            event_id=str(uuid.uuid4()),
-            source="orders",
-            operation="created",
-            resource_id="o-1001",
-            occurred_at=now,
-            properties={"total": 42.5, "currency": "EUR"},
-        ),
-    ]
-
-
 def _stop_on_signals() -> None:
     """Ctrl-C and SIGTERM both end the demo through its clean-up, even when started in the
     background (where a shell leaves SIGINT ignored)."""
@@ -220,46 +114,17 @@ def run_demo(settings: Settings, once: bool = False) -> int:
     """Run the demo; with ``once`` it stops after the sample deliveries instead of waiting."""
     _stop_on_signals()
     broker = LocalBroker(settings.local_kafka)
-    started_broker = False
-    bootstrap = settings.kafka_bootstrap
-    if bootstrap is None:
-        try:
-            info = broker.start()
-            started_broker = True
-            print(f"started a local Kafka broker at {info.bootstrap} (logs: {info.log_file})")
-        except BrokerAlreadyRunningError:
-            info = broker.info()  # type: ignore[assignment]
-            print(f"using the local Kafka broker already running at {info.bootstrap}")
-        bootstrap = info.bootstrap
+    bootstrap, started_broker = _bootstrap(settings, broker)
     for name, state in create_topics(bootstrap, settings.topics, settings.kafka_security).items():
         print(f"topic {name}: {state}")
 
     receiver = _start_receiver()
     base_url = f"http://{HOST}:{receiver.server_address[1]}"
     print(f"demo receiver listening on {base_url}")
-    env = {
-        **os.environ,
-        "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        # The demo receiver is plain HTTP on 127.0.0.1, which production refuses twice: payload
-        # URLs must be https, and the SSRF guard blocks loopback unless its network is allowed.
-        "HOOKSTREAM_DELIVERY__ALLOW_PLAIN_HTTP": "true",
-        "HOOKSTREAM_SECURITY__ALLOW_NETWORKS": "127.0.0.1/32",
-        "HOOKSTREAM_DELIVERY__RETRY_INTERVAL_S": "2",
-        "HOOKSTREAM_DELIVERY__MAX_ATTEMPTS": "2",
-    }
     logs = settings.local_kafka.home / "demo"
     logs.mkdir(parents=True, exist_ok=True)
-    admin = AdminAccess(
-        url=f"http://{HOST}:{_admin_port(settings.admin.port)}",
-        token=(
-            settings.admin.tokens[0].get_secret_value()
-            if settings.admin.tokens
-            else secrets.token_urlsafe(24)
-        ),
-    )
-    env["HOOKSTREAM_ADMIN__HOST"] = HOST
-    env["HOOKSTREAM_ADMIN__PORT"] = admin.url.rsplit(":", 1)[1]
-    env["HOOKSTREAM_ADMIN__TOKENS"] = admin.token
+    admin = _admin_access(settings)
+    env = _service_env(bootstrap, admin)
     names = ("matcher", "sender", "admin")
     services = [_service(name, env, str(logs / f"{name}.log")) for name in names]
     print(
@@ -272,17 +137,68 @@ def run_demo(settings: Settings, once: bool = False) -> int:
         print("\nstopping everything the demo started", flush=True)
         return 0
     finally:
-        for process in services:
-            process.terminate()
-        for process in services:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop_services(services)
         receiver.shutdown()
         if started_broker:
             broker.stop()
             print("stopped the local Kafka broker")
+
+
+def _bootstrap(settings: Settings, broker: LocalBroker) -> tuple[str, bool]:
+    """The cluster the demo uses (the configured one, else a local broker, started unless it
+    runs already) and whether the demo started it (then it stops it at the end)."""
+    if settings.kafka_bootstrap is not None:
+        return settings.kafka_bootstrap, False
+    try:
+        info = broker.start()
+    except BrokerAlreadyRunningError:
+        running = broker.info()
+        if running is None:  # it stopped meanwhile: the error says what to do
+            raise
+        print(f"using the local Kafka broker already running at {running.bootstrap}")
+        return running.bootstrap, False
+    print(f"started a local Kafka broker at {info.bootstrap} (logs: {info.log_file})")
+    return info.bootstrap, True
+
+
+def _admin_access(settings: Settings) -> AdminAccess:
+    """The admin API the demo starts: its configured token, else a fresh one."""
+    return AdminAccess(
+        url=f"http://{HOST}:{_admin_port(settings.admin.port)}",
+        token=(
+            settings.admin.tokens[0].get_secret_value()
+            if settings.admin.tokens
+            else secrets.token_urlsafe(24)
+        ),
+    )
+
+
+def _service_env(bootstrap: str, admin: AdminAccess) -> dict[str, str]:
+    """The environment of the demo's services: this process's, plus the demo's relaxations."""
+    return {
+        **os.environ,
+        "HOOKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        # The demo receiver is plain HTTP on 127.0.0.1, which production refuses twice: payload
+        # URLs must be https, and the SSRF guard blocks loopback unless its network is allowed.
+        "HOOKSTREAM_DELIVERY__ALLOW_PLAIN_HTTP": "true",
+        "HOOKSTREAM_SECURITY__ALLOW_NETWORKS": "127.0.0.1/32",
+        "HOOKSTREAM_DELIVERY__RETRY_INTERVAL_S": "2",
+        "HOOKSTREAM_DELIVERY__MAX_ATTEMPTS": "2",
+        "HOOKSTREAM_ADMIN__HOST": HOST,
+        "HOOKSTREAM_ADMIN__PORT": admin.url.rsplit(":", 1)[1],
+        "HOOKSTREAM_ADMIN__TOKENS": admin.token,
+    }
+
+
+def _stop_services(services: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate every service, then wait for each; kill those that outlast 30 s."""
+    for process in services:
+        process.terminate()
+    for process in services:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from hookstream.core.errors import ConfigurationError
 from hookstream.kafka.clients import getmany_past_unreadable
 from hookstream.kafka.security import aiokafka_options
+from hookstream.logs import Throttle
 from hookstream.settings import KafkaSecuritySettings
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,21 @@ POLL_TIMEOUT_MS = 500
 #: Longest a reader waits for a view to reach its topic's end (``fresh_since``) before it goes on
 #: with the view as it is; the view is reported lagging (/readyz) until it catches up again.
 FRESH_TIMEOUT_S = 5.0
+
+#: Least time between two reads of a topic's end offsets for the lag figure (/readyz, /metrics):
+#: the figure is asked for by probes and scrapes, never per record.
+LAG_REFRESH_S = 5.0
+
+
+@dataclass(frozen=True)
+class ViewLag:
+    """How far a view is behind its topic, as last measured (for /readyz and /metrics)."""
+
+    #: End offsets minus the view's positions, summed over partitions; None before the view has
+    #: started.
+    records: int | None
+    #: Seconds since the view was last known to hold everything its topic had; None if never.
+    fresh_age_s: float | None
 
 
 class CompactedFeed:
@@ -68,6 +85,14 @@ class CompactedFeed:
         self.fresh_at = 0.0
         self._barrier: tuple[float, asyncio.Task[None]] | None = None
         self._lagging_since: float | None = None
+        #: The topic's end offsets as last read, when they were asked for, and the task reading
+        #: them again (at most one at a time, one per ``LAG_REFRESH_S``).
+        self._known_ends: dict[TopicPartition, int] = {}
+        self._ends_asked_at = 0.0
+        self._seen_fresh_at = 0.0
+        self._measured_at = 0.0
+        self._measuring: asyncio.Task[None] | None = None
+        self._measure_warnings = Throttle(every_s=60.0)
 
     def apply(self, record: Any) -> None:
         """Apply one record (an aiokafka ``ConsumerRecord``) to the view."""
@@ -107,7 +132,9 @@ class CompactedFeed:
         consumer.assign(assignment)
         await consumer.seek_to_beginning(*assignment)
         self._assignment = assignment
+        asked_at = time.monotonic()
         end_offsets = await consumer.end_offsets(assignment)
+        self._note_ends(end_offsets, asked_at)
         self._task = asyncio.create_task(
             self._follow(consumer, end_offsets), name=f"feed-{self.topic}"
         )
@@ -121,6 +148,58 @@ class CompactedFeed:
             behind = time.monotonic() - self._lagging_since
             return f"the view of {self.topic} has not reached the end of it for {behind:.0f} s"
         return None
+
+    def lag(self) -> ViewLag:
+        """How far the view is behind its topic's end offsets as last read; reading them again
+        (in the background, at most every ``LAG_REFRESH_S``) is started by this call, so a view
+        nobody asks about costs nothing."""
+        now = time.monotonic()
+        if (
+            self._ends is not None
+            and now - max(self._ends_asked_at, self._measured_at) >= LAG_REFRESH_S
+            and (self._measuring is None or self._measuring.done())
+        ):
+            self._measuring = asyncio.create_task(self._measure(), name=f"lag-{self.topic}")
+        if not self._known_ends:
+            return ViewLag(records=None, fresh_age_s=None)
+        behind = self._behind(self._known_ends)
+        if behind == 0:
+            self._seen_fresh_at = max(self._seen_fresh_at, self._ends_asked_at)
+        fresh_at = max(self.fresh_at, self._seen_fresh_at)
+        return ViewLag(records=behind, fresh_age_s=now - fresh_at if fresh_at > 0 else None)
+
+    def _behind(self, ends: dict[TopicPartition, int]) -> int:
+        return sum(max(0, end - self._positions.get(tp, 0)) for tp, end in ends.items())
+
+    def _note_ends(self, ends: dict[TopicPartition, int], asked_at: float) -> None:
+        """Keep the end offsets read at ``asked_at`` if they are newer than those known."""
+        if asked_at < self._ends_asked_at:
+            return
+        if self._known_ends and self._behind(self._known_ends) == 0:
+            self._seen_fresh_at = max(self._seen_fresh_at, self._ends_asked_at)
+        self._known_ends, self._ends_asked_at = dict(ends), asked_at
+
+    async def _measure(self) -> None:
+        ends_client = self._ends
+        if ends_client is None:
+            return
+        # A failed read holds the place of the next one too: one try per LAG_REFRESH_S.
+        asked_at = self._measured_at = time.monotonic()
+        try:
+            ends = await ends_client.end_offsets(self._assignment)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if (skipped := self._measure_warnings.allow()) is not None:
+                log.warning(
+                    "could not read the end offsets of %s for its lag figure (%d such warnings "
+                    "left out): %r",
+                    self.topic,
+                    skipped,
+                    exc,
+                )
+            return
+        self._note_ends(ends, asked_at)
 
     async def fresh_since(self, moment: float) -> None:
         """Return once the view holds every record its topic had at ``moment`` (monotonic).
@@ -167,6 +246,7 @@ class CompactedFeed:
             return
         try:
             ends = await ends_client.end_offsets(self._assignment)
+            self._note_ends(ends, started)
             while self.failure is None and any(
                 self._positions.get(tp, 0) < end for tp, end in ends.items()
             ):
@@ -213,6 +293,8 @@ class CompactedFeed:
     async def stop(self) -> None:
         if self._barrier is not None:
             self._barrier[1].cancel()
+        if self._measuring is not None:
+            self._measuring.cancel()
         if self._task is not None:
             self._task.cancel()
             # Waits without raising: a failure of the task was reported when it ended.

@@ -16,7 +16,6 @@ from hookstream.core.errors import ConfigurationError
 from hookstream.kafka.security import kafka_python_options
 from hookstream.records.intake import event_topic_names
 from hookstream.settings import KafkaSecuritySettings, TopicSettings
-from hookstream.views.catalog import catalog_topic
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
         TopicSpec(topics.webhook_commands, topics.partitions, dict(delete)),
         TopicSpec(topics.settings, 1, {"cleanup.policy": "compact", **isr}),
         # One partition: the catalog is small and every reader sees its changes in one order.
-        TopicSpec(catalog_topic(topics), 1, {"cleanup.policy": "compact", **isr}),
+        TopicSpec(topics.event_types, 1, {"cleanup.policy": "compact", **isr}),
         TopicSpec(topics.deliveries, topics.partitions, dict(jobs)),
         TopicSpec(topics.retries, topics.partitions, dict(jobs)),
         TopicSpec(

@@ -7,24 +7,22 @@ import base64
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from hookstream.core.errors import BrokerAlreadyRunningError, ConfigurationError, LocalBrokerError
+from hookstream.localkafka.jars import _package_file, _require_tool, fetch_jars
 from hookstream.settings import LocalKafkaSettings
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 _STATE_FILE = "broker.json"
-_COMPLETE_MARKER = ".complete"
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,6 @@ class BrokerInfo:
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"
-
-
-def _package_file(name: str) -> Path:
-    return Path(str(resources.files("hookstream.localkafka").joinpath(name)))
 
 
 def _free_port() -> int:
@@ -69,60 +63,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _require_tool(name: str, why: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ConfigurationError(
-            f"'{name}' was not found on PATH; {why}. Install it (e.g. `apt-get install "
-            f"openjdk-17-jre-headless maven`) or set HOOKSTREAM_KAFKA_BOOTSTRAP to use an "
-            f"existing cluster."
-        )
-    return path
-
-
-def fetch_jars(settings: LocalKafkaSettings) -> Path:
-    """Download the broker jars once into the cache and return their folder."""
-    return _fetch(settings, "pom.xml", "libs", "kafka_2.13-*.jar")
-
-
-def fetch_tools(settings: LocalKafkaSettings) -> Path:
-    """Download Kafka's command-line tools (e.g. ``org.apache.kafka.tools.ConsoleProducer``)
-    once into the cache and return their folder, a class path of its own beside the broker's."""
-    return _fetch(settings, "tools-pom.xml", "tools", "kafka-tools-*.jar")
-
-
-def _fetch(settings: LocalKafkaSettings, pom: str, folder: str, expected: str) -> Path:
-    libs = settings.jars_dir / f"kafka-{settings.version}" / folder
-    if (libs / _COMPLETE_MARKER).exists():
-        return libs
-    mvn = _require_tool("mvn", "Maven fetches the Kafka jars from Maven Central")
-    if libs.exists():
-        shutil.rmtree(libs)
-    libs.mkdir(parents=True)
-    log.info("fetching Apache Kafka %s jars (%s) into %s", settings.version, pom, libs)
-    command = [
-        mvn,
-        "-q",
-        "-B",
-        "-f",
-        str(_package_file(pom)),
-        f"-Dkafka.version={settings.version}",
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={libs}",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        shutil.rmtree(libs, ignore_errors=True)
-        raise LocalBrokerError(
-            f"Maven could not fetch Apache Kafka {settings.version} (exit {done.returncode}):\n"
-            f"{(done.stdout + done.stderr)[-2000:]}"
-        )
-    if not any(libs.glob(expected)):
-        raise LocalBrokerError(f"Maven finished but no {expected} is in {libs}")
-    (libs / _COMPLETE_MARKER).write_text(settings.version)
-    return libs
 
 
 def _server_properties(
@@ -260,18 +200,7 @@ class LocalBroker:
             )
         java = _require_tool("java", "the Kafka broker needs Java 17 or newer")
         libs = fetch_jars(self.settings)
-        port = self.settings.port or _free_port()
-        if not _port_is_free(port):
-            raise ConfigurationError(
-                f"port {port} on {HOST} is taken by another process; stop it, or choose another "
-                f"port with HOOKSTREAM_LOCAL_KAFKA__PORT (0 picks a free one)"
-            )
-        controller_port = self.settings.controller_port or _free_port()
-        if controller_port == port or not _port_is_free(controller_port):
-            raise ConfigurationError(
-                f"controller port {controller_port} on {HOST} is taken; set "
-                f"HOOKSTREAM_LOCAL_KAFKA__CONTROLLER_PORT to a free port (0 picks one)"
-            )
+        port, controller_port = self._ports()
         self.workdir.mkdir(parents=True, exist_ok=True)
         properties = self.workdir / "server.properties"
         properties.write_text(
@@ -280,21 +209,7 @@ class LocalBroker:
         classpath = f"{libs}/*"
         if not (self.data_dir / "meta.properties").exists():
             self._format(java, classpath, properties)
-        log_config = _package_file("log4j2.properties")
-        command = [
-            java,
-            f"-Xmx{self.settings.heap}",
-            f"-Xms{self.settings.heap}",
-            *self.jvm_options,
-            *([] if any(o.endswith("GC") for o in self.jvm_options) else ["-XX:+UseG1GC"]),
-            "-XX:TieredStopAtLevel=1",
-            f"-Dlog4j2.configurationFile={log_config}",
-            f"-Dkafka.logs.dir={self.workdir}",
-            "-cp",
-            classpath,
-            "kafka.Kafka",
-            str(properties),
-        ]
+        command = self._command(java, classpath, properties)
         with self.log_file.open("ab") as log_out:
             process = subprocess.Popen(  # noqa: S603
                 command,
@@ -316,6 +231,40 @@ class LocalBroker:
             )
         )
         return info
+
+    def _ports(self) -> tuple[int, int]:
+        """The client and controller ports: as configured (if free), else free ones."""
+        port = self.settings.port or _free_port()
+        if not _port_is_free(port):
+            raise ConfigurationError(
+                f"port {port} on {HOST} is taken by another process; stop it, or choose another "
+                f"port with HOOKSTREAM_LOCAL_KAFKA__PORT (0 picks a free one)"
+            )
+        controller_port = self.settings.controller_port or _free_port()
+        if controller_port == port or not _port_is_free(controller_port):
+            raise ConfigurationError(
+                f"controller port {controller_port} on {HOST} is taken; set "
+                f"HOOKSTREAM_LOCAL_KAFKA__CONTROLLER_PORT to a free port (0 picks one)"
+            )
+        return port, controller_port
+
+    def _command(self, java: str, classpath: str, properties: Path) -> list[str]:
+        """The JVM command line of the broker: a fixed heap, G1 unless a collector is chosen,
+        the fast-starting C1 compiler only, its logs beside its state."""
+        return [
+            java,
+            f"-Xmx{self.settings.heap}",
+            f"-Xms{self.settings.heap}",
+            *self.jvm_options,
+            *([] if any(o.endswith("GC") for o in self.jvm_options) else ["-XX:+UseG1GC"]),
+            "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={_package_file('log4j2.properties')}",
+            f"-Dkafka.logs.dir={self.workdir}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(properties),
+        ]
 
     def _format(self, java: str, classpath: str, properties: Path) -> None:
         formatted = subprocess.run(  # noqa: S603

@@ -9,7 +9,7 @@ import asyncio
 from hookstream.kafka.follower import CompactedFeed
 from hookstream.ops import OpsServer
 from hookstream.settings import Settings
-from hookstream.views.catalog import CatalogFeed, EventCatalog, catalog_topic
+from hookstream.views.catalog import CatalogFeed, EventCatalog
 from hookstream.views.directory import DirectoryFeed, WebhookDirectory
 
 
@@ -29,7 +29,7 @@ class MatcherViews:
         self.catalog_feed = CatalogFeed(
             self.catalog,
             bootstrap,
-            catalog_topic(settings.topics),
+            settings.topics.event_types,
             f"{settings.app_id}-matcher-catalog",
             settings.kafka_security,
             on_change=self.directory.refresh,
@@ -41,6 +41,7 @@ class MatcherViews:
             settings.ops.matcher_port,
             ready=self.ready,
             problems=self.problems,
+            views={"webhooks": self.directory_feed, "event_types": self.catalog_feed},
         )
 
     def ready(self) -> bool:

@@ -14,7 +14,7 @@ import functools
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import aiohttp
@@ -197,6 +197,50 @@ async def post(
     event), with the excerpt read so far.
     """
     started = time.perf_counter()
+    prepared = _prepare(client, url, payload, headers, timeout, started)
+    if isinstance(prepared, AttemptResult):
+        return prepared
+    request, transport = prepared
+    answer = _Answer()
+    error: str | None = None
+    try:
+        async with asyncio.timeout(total_timeout_s):
+            await _receive(transport, request, answer, excerpt_bytes)
+    except TimeoutError:
+        error = f"no complete answer within {total_timeout_s:g} s"
+    except Exception as exc:
+        blocked = _blocked_cause(exc)
+        if blocked is not None:
+            return AttemptResult(None, None, str(blocked), _ms_since(started), permanent=True)
+        error = _failure(exc)
+        if isinstance(exc, ValueError | LookupError) and answer.status is None:
+            # Raised while the transport encoded the request: it can never be sent as it is.
+            return AttemptResult(None, None, error, _ms_since(started), permanent=True)
+    if answer.status is not None:
+        # The status line and headers arrived: that answer is the result, even if its body did
+        # not (or was not well-formed); the error only explains a short excerpt.
+        return AttemptResult(
+            http_status=answer.status,
+            response_excerpt=bytes(answer.excerpt[:excerpt_bytes]).decode("utf-8", "replace"),
+            error=None
+            if error is None
+            else f"the body after the status line is incomplete: {error}",
+            duration_ms=_ms_since(started),
+            retry_after_s=answer.retry_after_s,
+        )
+    return AttemptResult(None, None, error, _ms_since(started))
+
+
+def _prepare(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: Payload,
+    headers: dict[str, str],
+    timeout: httpx.Timeout,
+    started: float,
+) -> tuple[httpx.Request, httpx.AsyncBaseTransport] | AttemptResult:
+    """The request and the transport that sends it, or the permanent failure of a request that
+    cannot be built."""
     unsendable = [name for name, value in headers.items() if not _sendable_value(value)]
     if unsendable:
         refused = (
@@ -213,48 +257,39 @@ async def post(
         transport = client._transport_for_url(request.url)
     except Exception as exc:  # httpx.InvalidURL, UnicodeEncodeError, IDNA errors, ...
         return AttemptResult(None, None, _unbuildable(exc), _ms_since(started), permanent=True)
+    return request, transport
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What has arrived of an answer: its status line and headers, then the start of its body
+    (kept when the rest fails: the status stands)."""
+
     status: int | None = None
     retry_after_s: float | None = None
-    excerpt = bytearray()
-    error: str | None = None
+    excerpt: bytearray = field(default_factory=bytearray)
+
+
+async def _receive(
+    transport: httpx.AsyncBaseTransport,
+    request: httpx.Request,
+    answer: _Answer,
+    excerpt_bytes: int,
+) -> None:
+    """Send the request and read the answer into ``answer``, at most ``excerpt_bytes`` of body."""
+    response = await transport.handle_async_request(request)
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("the sender's HTTP transport must be asynchronous")
     try:
-        async with asyncio.timeout(total_timeout_s):
-            response = await transport.handle_async_request(request)
-            stream = response.stream
-            if not isinstance(stream, httpx.AsyncByteStream):
-                raise TypeError("the sender's HTTP transport must be asynchronous")
-            try:
-                status = response.status_code
-                retry_after_s = parse_retry_after(response.headers.get("retry-after"), time.time())
-                async for chunk in stream:
-                    excerpt += chunk
-                    if len(excerpt) >= excerpt_bytes:
-                        break
-            finally:
-                await stream.aclose()
-    except TimeoutError:
-        error = f"no complete answer within {total_timeout_s:g} s"
-    except Exception as exc:
-        blocked = _blocked_cause(exc)
-        if blocked is not None:
-            return AttemptResult(None, None, str(blocked), _ms_since(started), permanent=True)
-        error = _failure(exc)
-        if isinstance(exc, ValueError | LookupError) and status is None:
-            # Raised while the transport encoded the request: it can never be sent as it is.
-            return AttemptResult(None, None, error, _ms_since(started), permanent=True)
-    if status is not None:
-        # The status line and headers arrived: that answer is the result, even if its body did
-        # not (or was not well-formed); the error only explains a short excerpt.
-        return AttemptResult(
-            http_status=status,
-            response_excerpt=bytes(excerpt[:excerpt_bytes]).decode("utf-8", "replace"),
-            error=None
-            if error is None
-            else f"the body after the status line is incomplete: {error}",
-            duration_ms=_ms_since(started),
-            retry_after_s=retry_after_s,
-        )
-    return AttemptResult(None, None, error, _ms_since(started))
+        answer.status = response.status_code
+        answer.retry_after_s = parse_retry_after(response.headers.get("retry-after"), time.time())
+        async for chunk in stream:
+            answer.excerpt += chunk
+            if len(answer.excerpt) >= excerpt_bytes:
+                break
+    finally:
+        await stream.aclose()
 
 
 def _request(

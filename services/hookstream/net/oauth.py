@@ -160,56 +160,14 @@ class OAuthTokens:
     async def _fetch(
         self, key: str, client: httpx.AsyncClient, config: WebhookConfig, timeout: httpx.Timeout
     ) -> _Token:
-        auth = config.auth
-        assert auth.token_url is not None and auth.client_id is not None  # noqa: S101 - model rule
-        assert auth.client_secret is not None  # noqa: S101 - the model's rule for oauth2
-        refusal = token_url_refusal(auth.token_url, self.guard, self.allow_plain_http)
+        token_url = config.auth.token_url
+        assert token_url is not None  # noqa: S101 - the model's rule for oauth2
+        refusal = token_url_refusal(token_url, self.guard, self.allow_plain_http)
         if refusal is not None:
             raise TokenUrlRefused(f"OAuth2 {refusal}")
-        form = {"grant_type": "client_credentials"}
-        if auth.scope:
-            form["scope"] = auth.scope
-        if auth.audience:
-            form["audience"] = auth.audience
-        credentials = (
-            f"{quote(auth.client_id, safe='')}:"
-            f"{quote(auth.client_secret.get_secret_value(), safe='')}"
-        )
-        request = httpx.Request(
-            "POST",
-            auth.token_url,
-            content=urlencode(form).encode("ascii"),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode(),
-                "Accept": "application/json",
-                "Accept-Encoding": "identity",
-                "User-Agent": USER_AGENT,
-            },
-            extensions={"timeout": timeout.as_dict()},
-        )
         started = self.clock()
-        try:
-            async with asyncio.timeout(_total_s(timeout)):
-                response = await client.send(request, stream=True)
-                try:
-                    body = bytearray()
-                    async for chunk in response.aiter_raw():
-                        body += chunk
-                        if len(body) > MAX_TOKEN_RESPONSE_BYTES:
-                            break
-                finally:
-                    await response.aclose()
-        except TimeoutError:
-            raise TokenError(
-                f"OAuth2 token endpoint gave no complete answer within {_total_s(timeout):g} s"
-            ) from None
-        except Exception as exc:
-            blocked = _blocked(exc)
-            if blocked is not None:
-                raise TokenUrlRefused(f"OAuth2 token_url refused: {blocked}") from None
-            raise TokenError(f"OAuth2 token endpoint could not be reached: {_short(exc)}") from None
-        token = self._read(response.status_code, bytes(body), started)
+        status, body = await _exchange(client, _token_request(config, timeout), timeout)
+        token = self._read(status, body, started)
         if len(self._tokens) >= self.max_cached:
             self._tokens.pop(next(iter(self._tokens)))
         self._tokens[key] = token
@@ -281,3 +239,59 @@ def _blocked(exc: BaseException) -> BlockedAddressError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _token_request(config: WebhookConfig, timeout: httpx.Timeout) -> httpx.Request:
+    """The client-credentials request of a webhook (RFC 6749 section 4.4, client_secret_basic)."""
+    auth = config.auth
+    assert auth.token_url is not None and auth.client_id is not None  # noqa: S101 - model rule
+    assert auth.client_secret is not None  # noqa: S101 - the model's rule for oauth2
+    form = {"grant_type": "client_credentials"}
+    if auth.scope:
+        form["scope"] = auth.scope
+    if auth.audience:
+        form["audience"] = auth.audience
+    credentials = (
+        f"{quote(auth.client_id, safe='')}:{quote(auth.client_secret.get_secret_value(), safe='')}"
+    )
+    return httpx.Request(
+        "POST",
+        auth.token_url,
+        content=urlencode(form).encode("ascii"),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode(),
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+            "User-Agent": USER_AGENT,
+        },
+        extensions={"timeout": timeout.as_dict()},
+    )
+
+
+async def _exchange(
+    client: httpx.AsyncClient, request: httpx.Request, timeout: httpx.Timeout
+) -> tuple[int, bytes]:
+    """Send a token request; its answer's status and at most ``MAX_TOKEN_RESPONSE_BYTES`` (and
+    a chunk) of its body, or ``TokenError``/``TokenUrlRefused`` saying why there is none."""
+    try:
+        async with asyncio.timeout(_total_s(timeout)):
+            response = await client.send(request, stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_raw():
+                    body += chunk
+                    if len(body) > MAX_TOKEN_RESPONSE_BYTES:
+                        break
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        raise TokenError(
+            f"OAuth2 token endpoint gave no complete answer within {_total_s(timeout):g} s"
+        ) from None
+    except Exception as exc:
+        blocked = _blocked(exc)
+        if blocked is not None:
+            raise TokenUrlRefused(f"OAuth2 token_url refused: {blocked}") from None
+        raise TokenError(f"OAuth2 token endpoint could not be reached: {_short(exc)}") from None
+    return response.status_code, bytes(body)

@@ -25,26 +25,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from hookstream.net.ssrf import AddressPolicy, IPAddress, IPNetwork
-
-
-def check_proxy_url(value: str) -> None:
-    """Refuse a proxy setting that is not ``http(s)://host:port`` (credentials are not taken:
-    settings are logged, and the URL would carry them in clear)."""
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"the proxy URL cannot be parsed: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("the proxy must be an http://host:port URL (or https:// for TLS to it)")
-    if parts.username or parts.password:
-        raise ValueError(
-            "the proxy URL cannot carry credentials; allow the senders' addresses at the proxy"
-        )
-    if port is None:
-        raise ValueError("the proxy URL needs its port, e.g. http://proxy.internal:3128")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError("the proxy URL is scheme, host and port only")
+from hookstream.settings.delivery import check_proxy_url
 
 
 def proxy_host(proxy: str | None) -> list[str]:

@@ -5,10 +5,9 @@ off. A connection trusts the public CAs (certifi), the operator's extra bundle
 (``HOOKSTREAM_SECURITY__CA_BUNDLE``) and the webhook's own ``ca_bundle``; a webhook with a
 ``client_cert`` and ``client_key`` shows that certificate (mutual TLS).
 
-The PEM rules (``check_*``) are the one reading of the webhook's TLS fields, used by the models
-(a PEM that does not parse, a key that does not match) and where a webhook is written (expired).
-SSL contexts are built once per distinct set of PEMs and kept in a bounded cache; the client key
-is handed to OpenSSL through an anonymous in-memory file, never written to disk.
+The PEM rules are in ``hookstream.core.certificates``, the one reading of the webhook's TLS
+fields. SSL contexts are built once per distinct set of PEMs and kept in a bounded cache; the
+client key is handed to OpenSSL through an anonymous in-memory file, never written to disk.
 """
 
 from __future__ import annotations
@@ -27,95 +26,17 @@ from functools import lru_cache
 from pathlib import Path
 
 import httpx
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from hookstream.core.certificates import load_certificates, load_private_key
 from hookstream.core.errors import ConfigurationError, PermanentError
 
-#: The longest PEM text one TLS field of a webhook may hold (a CA bundle of a few dozen CAs).
-MAX_PEM_CHARS = 65536
 #: Distinct (CA bundle, client certificate) combinations whose SSL contexts are kept.
 CONTEXT_CACHE_SIZE = 256
 
 
 class TlsSettingsError(PermanentError):
     """A webhook's TLS fields cannot be used (expired, unreadable); the message names the field."""
-
-
-def load_certificates(pem: str, field: str) -> list[x509.Certificate]:
-    """The certificates of a PEM text; a ValueError naming ``field`` if there is none or one is
-    damaged. Messages never repeat the PEM."""
-    if "-----BEGIN CERTIFICATE-----" not in pem:
-        raise ValueError(
-            f"{field} must be PEM text holding at least one '-----BEGIN CERTIFICATE-----' block"
-        )
-    try:
-        return x509.load_pem_x509_certificates(pem.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        raise ValueError(
-            f"{field} does not parse as PEM certificates (a block is damaged or not X.509)"
-        ) from None
-
-
-def load_private_key(pem: str, field: str) -> PrivateKeyTypes:
-    """The private key of an unencrypted PEM text; a ValueError naming ``field`` otherwise."""
-    try:
-        return serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-    except TypeError:
-        raise ValueError(
-            f"{field} is encrypted with a passphrase; upload the key without one (hookstream "
-            "encrypts it at rest itself)"
-        ) from None
-    except Exception:  # ValueError, UnsupportedAlgorithm, UnicodeEncodeError
-        raise ValueError(
-            f"{field} does not parse as a PEM private key (PKCS#8 or traditional RSA/EC, "
-            "unencrypted)"
-        ) from None
-
-
-def _public_bytes(key: object) -> bytes:
-    public = key.public_key()  # type: ignore[attr-defined]
-    data: bytes = public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return data
-
-
-def check_client_pair(cert_pem: str, key_pem: str) -> None:
-    """Refuse a client key that does not belong to the first certificate of ``client_cert``."""
-    leaf = load_certificates(cert_pem, "client_cert")[0]
-    key = load_private_key(key_pem, "client_key")
-    if _public_bytes(key) != _public_bytes(leaf):
-        raise ValueError(
-            "client_key does not match client_cert: the key must be the private key of the "
-            "first certificate in client_cert"
-        )
-
-
-def check_current(pem: str, field: str, now: datetime | None = None) -> None:
-    """Refuse a PEM holding a certificate that has expired (or is not valid yet)."""
-    moment = now or datetime.now(UTC)
-    for number, cert in enumerate(load_certificates(pem, field), start=1):
-        if cert.not_valid_after_utc <= moment:
-            raise ValueError(
-                f"{field}: certificate {number} ({cert.subject.rfc4514_string()}) expired on "
-                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; upload a renewed one"
-            )
-        if cert.not_valid_before_utc > moment:
-            raise ValueError(
-                f"{field}: certificate {number} ({cert.subject.rfc4514_string()}) is not valid "
-                f"before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
-            )
-
-
-def check_ca_file(path: Path) -> None:
-    """Refuse an extra CA bundle setting that is not a readable PEM file of certificates."""
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} cannot be read as a PEM file: {exc}") from None
-    load_certificates(text, str(path))
 
 
 @contextmanager

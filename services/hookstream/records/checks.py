@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
 #: Header names a webhook's header authentication may not set (compared case-insensitively):
 #: the ones hookstream sets itself, and every hop-by-hop or framing header, which could change
@@ -112,6 +113,21 @@ def check_text(value: str, what: str) -> None:
         raise ValueError(
             f"{what} holds a lone surrogate (U+D800 to U+DFFF), which UTF-8 cannot encode"
         )
+
+
+def check_fields(fields: dict[str, Any]) -> None:
+    """``check_text`` on every string of a record's fields: values, secrets, list items, and
+    map keys and values (nested records check their own)."""
+    for name, value in fields.items():
+        items = value.items() if isinstance(value, dict) else ((None, value),)
+        for key, item in items:
+            if isinstance(key, str):
+                check_text(key, f"{name} (a key)")
+            for text in item if isinstance(item, list) else (item,):
+                if isinstance(text, SecretStr):
+                    check_text(text.get_secret_value(), name)
+                elif isinstance(text, str):
+                    check_text(text, name)
 
 
 def check_properties(properties: dict[str, Any]) -> None:

@@ -17,16 +17,16 @@ from pydantic import (
     model_validator,
 )
 
+from hookstream.core.certificates import MAX_PEM_CHARS, check_client_key, load_certificates
 from hookstream.core.triggers import DEVICE_EVENTS, OPEN_VOCABULARY, TriggerError, parse_triggers
-from hookstream.net.tls import MAX_PEM_CHARS, check_client_pair, load_certificates
 from hookstream.records.checks import (
     HEADER_VALUE,
     MAX_AUTH_HEADERS,
     MAX_AUTH_HEADERS_SIZE,
     check_absolute_url,
+    check_fields,
     check_header,
     check_properties,
-    check_text,
 )
 from hookstream.records.ids import signing_key
 
@@ -45,16 +45,7 @@ class _Record(BaseModel):
     @model_validator(mode="after")
     def _utf8(self) -> Self:
         """Every string field, secret, list item and map entry must be encodable as UTF-8."""
-        for name, value in self.__dict__.items():  # the fields (extra ones are forbidden)
-            items = value.items() if isinstance(value, dict) else ((None, value),)
-            for key, item in items:
-                if isinstance(key, str):
-                    check_text(key, f"{name} (a key)")
-                for text in item if isinstance(item, list) else (item,):
-                    if isinstance(text, SecretStr):
-                        check_text(text.get_secret_value(), name)
-                    elif isinstance(text, str):
-                        check_text(text, name)
+        check_fields(self.__dict__)  # the fields (extra ones are forbidden)
         return self
 
 
@@ -296,14 +287,8 @@ class WebhookConfig(_Record):
     def _client_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if "client_cert" not in info.data:
             return value  # client_cert itself was refused; that error says why
-        cert = info.data["client_cert"]
-        if value is None:
-            if cert is not None:
-                raise ValueError("client_cert needs its client_key (mutual TLS needs both)")
-            return value
-        if cert is None:
-            raise ValueError("client_key is the key of a client_cert; set client_cert too")
-        check_client_pair(cert, value.get_secret_value())
+        key = None if value is None else value.get_secret_value()
+        check_client_key(info.data["client_cert"], key)
         return value
 
     @field_validator("secret", "previous_secret")

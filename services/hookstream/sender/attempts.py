@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import httpx
 
 from hookstream.core.payloads import build_payload
@@ -27,8 +26,7 @@ from hookstream.metrics import (
 from hookstream.net import egress
 from hookstream.net.delivery import AttemptResult, Verdict, VerdictKind, judge, request_headers
 from hookstream.net.oauth import OAuthTokens
-from hookstream.net.proxy import proxy_host
-from hookstream.net.ssrf import AddressPolicy, GuardedResolver
+from hookstream.net.ssrf import AddressPolicy
 from hookstream.net.tls import shared_contexts
 from hookstream.records.codec import encode
 from hookstream.records.models import (
@@ -139,53 +137,19 @@ class Deliverer:
         return Attempt(result, outputs)
 
     async def _deliver(self, job: DeliveryJob) -> Attempt:
-        topics = self.settings.topics
         delivery = self.settings.delivery
         policy = self.policy.current
-        key = job.webhook_id.encode()
-        config = self.directory.get(job.webhook_id)
-        if (config is None or not config.active) and self.fresh_since is not None:
-            # The matcher routed this job with a config this view may not hold yet (a webhook
-            # created or activated a moment ago): look again once the view has caught up.
-            await self.fresh_since(time.monotonic())
-            config = self.directory.get(job.webhook_id)
+        config = await self._config_for(job)
         started = now_ms()
         base = self._base(job, started)
         if config is None or not config.active:
-            reason = "the webhook was deleted" if config is None else "the webhook is deactivated"
-            log.info(
-                "skipping delivery %s to webhook %s: %s",
-                job.delivery_id,
-                job.webhook_id,
-                reason,
-                extra={"delivery_id": job.delivery_id, "webhook_id": job.webhook_id},
-            )
-            DELIVERY_ATTEMPTS.labels("skipped").inc()
-            DELIVERIES_FINAL.labels("skipped").inc()
-            status = DeliveryStatus(
-                **base,
-                webhook_name=config.name if config else "",
-                outcome=Outcome.SKIPPED,
-                final=True,
-                error=reason,
-            )
-            return Attempt(None, [(topics.status, key, encode(status))])
-
+            return self._skipped(job, config, base)
         try:
             payload = build_payload(
                 config, family_of(config), job.trigger, job.events, started, delivery.portal_url
             )
         except Exception as exc:
-            log.exception(
-                "the payload of delivery %s to webhook %s could not be built",
-                job.delivery_id,
-                job.webhook_id,
-                extra={"delivery_id": job.delivery_id, "webhook_id": job.webhook_id},
-            )
-            reason = f"the payload could not be built: {type(exc).__name__}: {exc}"
-            result = AttemptResult(None, None, reason, 0.0, permanent=True)
-            verdict = Verdict(VerdictKind.FAILED, reason=reason)
-            return Attempt(result, self._record(job, config.name, base, None, result, verdict))
+            return self._unbuildable(job, config, base, exc)
         refusal = self.urls.refusal(config.payload_url)
         if refusal is not None:
             result = AttemptResult(None, None, refusal, 0.0, permanent=True)
@@ -200,6 +164,56 @@ class Deliverer:
             jitter=delivery.retry_jitter,
         )
         return Attempt(result, self._record(job, config.name, base, payload.body, result, verdict))
+
+    async def _config_for(self, job: DeliveryJob) -> WebhookConfig | None:
+        """The job's webhook as the view holds it, looked up again once the view has caught up
+        if it is missing or inactive: the matcher routed this job with a config this view may
+        not hold yet (a webhook created or activated a moment ago)."""
+        config = self.directory.get(job.webhook_id)
+        if (config is None or not config.active) and self.fresh_since is not None:
+            await self.fresh_since(time.monotonic())
+            config = self.directory.get(job.webhook_id)
+        return config
+
+    def _skipped(
+        self, job: DeliveryJob, config: WebhookConfig | None, base: dict[str, Any]
+    ) -> Attempt:
+        """A job whose webhook is deleted or deactivated: no request, a final skipped status."""
+        reason = "the webhook was deleted" if config is None else "the webhook is deactivated"
+        log.info(
+            "skipping delivery %s to webhook %s: %s",
+            job.delivery_id,
+            job.webhook_id,
+            reason,
+            extra={"delivery_id": job.delivery_id, "webhook_id": job.webhook_id},
+        )
+        DELIVERY_ATTEMPTS.labels("skipped").inc()
+        DELIVERIES_FINAL.labels("skipped").inc()
+        status = DeliveryStatus(
+            **base,
+            webhook_name=config.name if config else "",
+            outcome=Outcome.SKIPPED,
+            final=True,
+            error=reason,
+        )
+        key = job.webhook_id.encode()
+        return Attempt(None, [(self.settings.topics.status, key, encode(status))])
+
+    def _unbuildable(
+        self, job: DeliveryJob, config: WebhookConfig, base: dict[str, Any], exc: Exception
+    ) -> Attempt:
+        """A job whose payload cannot be built (a bug or a config no rule foresaw): failed for
+        good, with the reason, rather than retried into the same error."""
+        log.exception(
+            "the payload of delivery %s to webhook %s could not be built",
+            job.delivery_id,
+            job.webhook_id,
+            extra={"delivery_id": job.delivery_id, "webhook_id": job.webhook_id},
+        )
+        reason = f"the payload could not be built: {type(exc).__name__}: {exc}"
+        result = AttemptResult(None, None, reason, 0.0, permanent=True)
+        verdict = Verdict(VerdictKind.FAILED, reason=reason)
+        return Attempt(result, self._record(job, config.name, base, None, result, verdict))
 
     async def _post(
         self, config: WebhookConfig, job: DeliveryJob, payload: Any, request_timeout_s: float
@@ -308,42 +322,3 @@ def outputs_for(
         )
         outputs.append((topics.webhook_commands, key, encode(command)))
     return outputs
-
-
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    """The one HTTP client of the sender: aiohttp transport (several times faster than httpx's
-    own under concurrency, see docs/benchmarks.md), the SSRF guard as its resolver, no redirects,
-    no proxy variables."""
-    limit = settings.delivery.concurrency
-    policy = AddressPolicy(settings.security.allow_networks)
-    # certifi plus HOOKSTREAM_SECURITY__CA_BUNDLE; a webhook's own CAs and client certificate
-    # are chosen per request (hookstream.net.egress).
-    ssl_context = shared_contexts(settings.security.ca_bundle).default
-
-    def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=limit,
-            # The egress proxy is the operator's own: its address is not a receiver's.
-            resolver=GuardedResolver(policy, exempt=proxy_host(settings.security.proxy)),
-            ssl=ssl_context,
-            ttl_dns_cache=10,
-            # Shorter than receivers' usual idle timeouts, so a POST rarely meets a dead connection.
-            keepalive_timeout=4,
-        )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
-
-    client = httpx.AsyncClient(
-        transport=egress.EgressTransport(client=session, routes=egress.proxy_routes(settings)),
-        follow_redirects=False,
-        trust_env=False,
-    )
-    # A receiver's cookies must never ride along to the next delivery (nor cost time per answer).
-    client._cookies = _NoCookies()
-    return client
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing: deliveries are independent requests."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None

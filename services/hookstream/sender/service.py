@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Callable
 
 from hookstream.kafka.clients import make_consumer, make_producer
 from hookstream.kafka.follower import CompactedFeed
+from hookstream.net.egress import make_http_client
 from hookstream.ops import OpsServer
-from hookstream.sender.attempts import Deliverer, make_http_client
+from hookstream.sender.attempts import Deliverer
 from hookstream.sender.loop import Sender
 from hookstream.settings import Settings
 from hookstream.views.directory import DirectoryFeed, WebhookDirectory
@@ -39,6 +40,7 @@ async def open_sender(settings: Settings, bootstrap: str) -> AsyncIterator[Sende
         settings.ops.sender_port,
         ready=lambda: feed.ready.is_set() and policy.ready.is_set() and started.is_set(),
         problems=lambda: [problem for view in (feed, policy) if (problem := view.problem())],
+        views={"webhooks": feed, "settings": policy},
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(ops.stop)

@@ -25,14 +25,9 @@ from hookstream.core.triggers import (
 )
 from hookstream.kafka.follower import CompactedFeed
 from hookstream.records.codec import decode
-from hookstream.settings import KafkaSecuritySettings, TopicSettings
+from hookstream.settings import KafkaSecuritySettings
 
 log = logging.getLogger(__name__)
-
-
-def catalog_topic(topics: TopicSettings) -> str:
-    """The compacted event-types topic (see ``TopicSettings.event_types``)."""
-    return topics.event_types
 
 
 class EventCatalog:

@@ -203,7 +203,8 @@ class CountingIndex(dict):  # type: ignore[type-arg]
     def get(self, key: Any, default: Any = None) -> Any:
         self.lookups += 1
         bucket = super().get(key, default)
-        self.entries_seen += len(bucket or ())
+        if bucket is not None:  # a dict of webhooks, or one webhook (its id, or a _One)
+            self.entries_seen += len(bucket) if isinstance(bucket, dict) else 1
         return bucket
 
 

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 
 from hookstream.core.eventtypes import EventType
+from hookstream.core.triggers import TriggerFamily, parse_trigger
 from hookstream.records.codec import encode
 from hookstream.records.models import WebhookConfig
 from hookstream.settings import Settings
 from hookstream.views.catalog import EventCatalog
-from hookstream.views.directory import DEFAULT_CACHE_SIZE, DirectoryFeed, WebhookDirectory
+from hookstream.views.directory import DEFAULT_CACHE_SIZE, DirectoryFeed, WebhookDirectory, _One
 
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"  # base64 of 24 bytes
 
@@ -195,7 +196,7 @@ def test_webhooks_on_the_same_trigger_share_one_parsed_trigger() -> None:
     directory.put(hook("a", ["/users/signin"]))
     directory.put(hook("b", ["/users/signIn"]))
     directory.put(hook("c", ["/users/signin"]))
-    (a,), (b,), (c,) = (directory._triggers[name] for name in "abc")
+    (a,), (b,), (c,) = (directory.triggers(name) for name in "abc")
     assert a is c
     assert b.text == "/users/signIn" and b.key is a.key
     assert {m.webhook_id: m.trigger.text for m in directory.match("users", "u", "signin")} == {
@@ -205,7 +206,7 @@ def test_webhooks_on_the_same_trigger_share_one_parsed_trigger() -> None:
     }
     directory.delete("a", None)
     directory.put(hook("d", ["/users/signin"]))
-    assert directory._triggers["d"][0] == a
+    assert directory.triggers("d") == [a]
 
 
 def test_a_bucket_of_one_grows_and_shrinks_with_its_webhooks() -> None:
@@ -220,3 +221,51 @@ def test_a_bucket_of_one_grows_and_shrinks_with_its_webhooks() -> None:
     assert directory.delete("a", None)
     assert directory.match("items", "x", "update") == []
     assert directory._index == {}
+
+
+def test_a_bucket_of_one_holds_no_text_spelled_as_its_key() -> None:
+    directory = WebhookDirectory()
+    directory.put(hook("a", ["/items/x/update", "/users/y", "/groups/g/Updated"]))
+    directory.put(hook("b", ["ComputerAdded"]))
+    directory.put(hook("c", ["/"]))
+    buckets = {key.resource_id + key.operation: bucket for key, bucket in directory._index.items()}
+    # A trigger spelled as its key is built again from it: the bucket is the webhook's id.
+    assert buckets["xupdate"] == buckets["y*"] == "a"
+    assert buckets["**"] == "c"  # "/" is the spelling of the wildcard key
+    kept = buckets["gupdate"]  # not the key's spelling: its trigger is held
+    assert isinstance(kept, _One) and kept.trigger.text == "/groups/g/Updated"
+    device = buckets["*add"]
+    assert isinstance(device, _One) and device.trigger.family is TriggerFamily.DEVICE
+    assert {m.webhook_id: m.trigger.text for m in directory.match("items", "x", "update")} == {
+        "a": "/items/x/update",
+        "c": "/",
+    }
+    assert [m.trigger for m in directory.match("groups", "g", "update")][1] == parse_trigger(
+        "/groups/g/Updated"
+    )
+    assert [t.text for t in directory.triggers("b")] == ["ComputerAdded"]
+
+
+def test_a_webhook_keeps_the_keys_of_its_triggers_beside_its_record() -> None:
+    directory = WebhookDirectory()
+    config = hook("w", ["/items/x/update", "/users/signin"], revision=2, numeric_id=9)
+    record = encode(config)
+    directory.put(config, record)
+    held = directory._held["w"]
+    assert (held.revision, held.numeric_id, held.record) == (2, 9, record)
+    assert [key.resource_id for key in held.keys] == ["x", "*"]
+    directory.put(hook("w", ["/users/signin"], revision=3, active=False))
+    assert directory._held["w"].keys == ()
+    assert directory._index == {}
+
+
+def test_holds_says_whether_a_record_is_the_one_held_for_its_key() -> None:
+    directory = WebhookDirectory()
+    config = hook("w")
+    record = encode(config)
+    directory.put(config, record)
+    assert directory.holds(b"w", bytes(bytearray(record)))  # equal bytes, another object
+    assert not directory.holds(b"w", encode(hook("w", revision=1)))
+    assert not directory.holds(b"other", record)
+    assert not directory.holds(None, record)
+    assert not WebhookDirectory(cache_size=None).holds(b"w", record)  # holds no records

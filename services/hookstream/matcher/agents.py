@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 SERVICE = "matcher"
 #: Events whose jobs may be waiting for the broker's acknowledgement at once.
 MAX_UNACKED_EVENTS = 1000
+#: Records the audit of a state topic may hold read ahead (Faust's default, 4,096, held
+#: thousands of webhook configs per partition while the audit caught up with the topic).
+AUDIT_BUFFER = 256
 
 T = TypeVar("T")
 
@@ -315,9 +318,15 @@ async def audit(
     stream: faust.StreamT[bytes],
     model: type[WebhookConfig | DeliveryPolicy],
     dead_letters: DeadLetters,
+    decoded: Callable[[bytes | None, bytes], bool] | None = None,
 ) -> None:
-    """Dead-letter each record of a compacted state topic that does not decode as ``model``."""
+    """Dead-letter each record of a compacted state topic that does not decode as ``model``.
+
+    ``decoded(key, value)`` says a record is known to decode (the webhook directory holds it:
+    its feed decoded it when it read the topic), so it is not decoded a second time: the audit of
+    100,000 webhook configs otherwise took half the matcher's CPU to catch up."""
     async for event in records(stream):
-        if event.value is not None:  # not a tombstone
-            await dead_letters.guard(event, partial(decode, event.value, model))
+        value = event.value
+        if value is not None and not (decoded is not None and decoded(event.key, value)):
+            await dead_letters.guard(event, partial(decode, value, model))
         event.ack()

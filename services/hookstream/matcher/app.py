@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -28,10 +29,17 @@ import mode
 
 from hookstream.kafka.membership import AssignmentChurn, DuplicateInstanceError
 from hookstream.kafka.security import faust_credentials
-from hookstream.matcher.agents import CommandApplier, DeadLetters, EventRouter, Stopper, audit
+from hookstream.matcher.agents import (
+    AUDIT_BUFFER,
+    CommandApplier,
+    DeadLetters,
+    EventRouter,
+    Stopper,
+    audit,
+)
 from hookstream.matcher.faustio import ViewsFirstApp, member_id, skip_unreadable_batches
 from hookstream.matcher.views import MatcherViews
-from hookstream.records.intake import event_topics
+from hookstream.records.intake import InputFormat, event_topics
 from hookstream.records.models import (
     DeliveryPolicy,
     WebhookConfig,
@@ -74,9 +82,20 @@ def _faust_app(settings: Settings, bootstrap: str) -> ViewsFirstApp:
     return app
 
 
-def create_app(settings: Settings, bootstrap: str) -> faust.App:
-    """The matcher's Faust app with its topics, its views and its agents."""
-    app = _faust_app(settings, bootstrap)
+@dataclass(frozen=True)
+class _Topics:
+    """The matcher's Faust topics, all raw bytes (the codec decodes inside the agents)."""
+
+    formats: dict[str, InputFormat]
+    events: faust.TopicT
+    commands: faust.TopicT
+    webhooks: faust.TopicT
+    status: faust.TopicT
+    settings: faust.TopicT
+    deadletter: faust.TopicT
+
+
+def _declare_topics(app: faust.App, settings: Settings) -> _Topics:
     topics = settings.topics
     raw: dict[str, Any] = {
         "key_type": bytes,
@@ -85,19 +104,40 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         "value_serializer": "raw",
     }
     formats = {topic.name: topic.format for topic in event_topics(topics)}
-    events_topic = app.topic(*formats, **raw)
-    commands_topic = app.topic(topics.webhook_commands, **raw)
-    webhooks_topic = app.topic(topics.webhooks, **raw)
-    status_topic = app.topic(topics.status, **raw)
-    settings_topic = app.topic(topics.settings, **raw)
-    deadletter_topic = app.topic(topics.deadletter, **raw)
+    return _Topics(
+        formats=formats,
+        events=app.topic(*formats, **raw),
+        commands=app.topic(topics.webhook_commands, **raw),
+        webhooks=app.topic(topics.webhooks, maxsize=AUDIT_BUFFER, **raw),
+        status=app.topic(topics.status, **raw),
+        settings=app.topic(topics.settings, **raw),
+        deadletter=app.topic(topics.deadletter, **raw),
+    )
 
+
+def create_app(settings: Settings, bootstrap: str) -> faust.App:
+    """The matcher's Faust app with its topics, its views and its agents."""
+    app = _faust_app(settings, bootstrap)
+    topics = _declare_topics(app, settings)
     views = MatcherViews(settings, bootstrap)
     stopper = Stopper(app)
-    dead_letters = DeadLetters(deadletter_topic)
-    router = EventRouter(app, settings, views, formats, dead_letters, stopper)
-    state_topics = {topics.webhooks: webhooks_topic, topics.status: status_topic}
+    dead_letters = DeadLetters(topics.deadletter)
+    router = EventRouter(app, settings, views, topics.formats, dead_letters, stopper)
+    state_topics = {
+        settings.topics.webhooks: topics.webhooks,
+        settings.topics.status: topics.status,
+    }
     registry = CommandApplier(app, settings, views, state_topics, dead_letters)
+    _manage_lifetimes(app, settings, views, stopper)
+    _add_agents(app, topics, views, stopper, router, registry, dead_letters)
+    return app
+
+
+def _manage_lifetimes(
+    app: ViewsFirstApp, settings: Settings, views: MatcherViews, stopper: Stopper
+) -> None:
+    """The views start before the consumer joins the group and stop with the worker; a frozen
+    view or a second member under this instance id stops the worker."""
 
     async def start_views() -> None:
         """Ops endpoints, then the views, caught up before the consumer joins the group; a view
@@ -129,7 +169,19 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         async def on_stop(self) -> None:
             await views.stop()
 
-    @app.agent(events_topic, concurrency=1)
+
+def _add_agents(
+    app: faust.App,
+    topics: _Topics,
+    views: MatcherViews,
+    stopper: Stopper,
+    router: EventRouter,
+    registry: CommandApplier,
+    dead_letters: DeadLetters,
+) -> None:
+    """One agent per input topic, each a few lines over its loop in ``matcher.agents``."""
+
+    @app.agent(topics.events, concurrency=1)
     async def match_events(stream: faust.StreamT[bytes]) -> None:
         await views.wait_ready()
         await stopper.run("events", router.run(stream))
@@ -137,20 +189,20 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     # Every process reads the two compacted state topics whole and skips what it cannot decode;
     # these agents, one consumer group for all matcher replicas, dead-letter each such record
     # once, so a bad write by someone outside hookstream is seen and kept.
-    @app.agent(webhooks_topic, concurrency=1)
+    @app.agent(topics.webhooks, concurrency=1)
     async def audit_webhook_configs(stream: faust.StreamT[bytes]) -> None:
-        await stopper.run("webhook audit", audit(stream, WebhookConfig, dead_letters))
+        await stopper.run(
+            "webhook audit", audit(stream, WebhookConfig, dead_letters, views.directory.holds)
+        )
 
-    @app.agent(settings_topic, concurrency=1)
+    @app.agent(topics.settings, concurrency=1)
     async def audit_settings(stream: faust.StreamT[bytes]) -> None:
         await stopper.run("settings audit", audit(stream, DeliveryPolicy, dead_letters))
 
-    @app.agent(commands_topic, concurrency=1)
+    @app.agent(topics.commands, concurrency=1)
     async def apply_commands(stream: faust.StreamT[bytes]) -> None:
         await views.wait_ready()
         await stopper.run("commands", registry.run(stream))
-
-    return app
 
 
 def run_matcher(settings: Settings, bootstrap: str) -> None:

@@ -18,11 +18,13 @@ import logging
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, cast
 
 from hookstream.core.errors import DecodeError
 from hookstream.core.triggers import (
     OPEN_VOCABULARY,
+    PORTAL_OPERATIONS,
+    WILDCARD,
     Trigger,
     TriggerFamily,
     TriggerKey,
@@ -47,13 +49,38 @@ REVISION_HEADER = "hookstream-revision"
 DEFAULT_CACHE_SIZE = 4096
 
 
-class _Held(NamedTuple):
-    """What a directory keeps of each config: the record as the topic holds it (about 400 bytes
-    where the decoded model takes about 5 KiB), and the fields it answers without decoding."""
+class _Held(tuple[Any, ...]):
+    """What a directory keeps of each config, as one flat tuple ``(revision, numeric_id, record,
+    *keys)``: the record as the topic holds it (about 400 bytes where the decoded model takes
+    about 5 KiB), the fields it answers without decoding, and the index keys of its triggers (to
+    take them out again). A named tuple and a tuple of keys beside it cost 100 bytes more."""
 
-    revision: int
-    numeric_id: int | None
-    record: bytes | None  # None: the config is pinned decoded (a directory without a bound)
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        revision: int,
+        numeric_id: int | None,
+        record: bytes | None,  # None: pinned decoded (a directory without a bound)
+        keys: Iterable[TriggerKey] = (),
+    ) -> _Held:
+        return super().__new__(cls, (revision, numeric_id, record, *keys))
+
+    @property
+    def revision(self) -> int:
+        return cast(int, self[0])
+
+    @property
+    def numeric_id(self) -> int | None:
+        return cast("int | None", self[1])
+
+    @property
+    def record(self) -> bytes | None:
+        return cast("bytes | None", self[2])
+
+    @property
+    def keys(self) -> tuple[TriggerKey, ...]:
+        return cast("tuple[TriggerKey, ...]", self[3:])
 
 
 class Match:
@@ -104,9 +131,8 @@ class WebhookDirectory:
         self._cache_size = cache_size
         self._held: dict[str, _Held] = {}
         self._decoded: OrderedDict[str, WebhookConfig] = OrderedDict()
-        self._triggers: dict[str, tuple[Trigger, ...]] = {}
         self._deleted_revision: dict[str, int] = {}
-        self._index: dict[TriggerKey, dict[str, Trigger] | _One] = {}
+        self._index: dict[TriggerKey, _Bucket] = {}
         self._on_source: dict[str, set[str]] = {}
         self.decodes = 0
 
@@ -150,6 +176,14 @@ class WebhookDirectory:
             if config is not None:
                 yield config
 
+    def holds(self, key: bytes | None, record: bytes) -> bool:
+        """Whether this record (key and value as the topic holds them) is the one held for its
+        webhook: it decoded when the directory read it, and need not be decoded again to know."""
+        if key is None:
+            return False
+        held = self._held.get(key.decode("utf-8", "replace"))
+        return held is not None and held.record == record
+
     def numeric_ids(self) -> list[int]:
         """The numeric ids handed out to the webhooks held, without decoding them."""
         return [held.numeric_id for held in self._held.values() if held.numeric_id is not None]
@@ -175,37 +209,49 @@ class WebhookDirectory:
             record = encode(config)
         self._unindex(webhook_id)
         self._deleted_revision.pop(webhook_id, None)
-        self._held[webhook_id] = _Held(config.revision, config.numeric_id, record)
+        keys = self._index_config(config) if config.active else ()
+        self._held[webhook_id] = _Held(config.revision, config.numeric_id, record, keys)
         if record is None or webhook_id in self._decoded:
             # A stale decoded copy is replaced; a cold webhook stays cold (a catch-up of the
             # whole topic would otherwise churn the cache through every config).
             self._decoded[webhook_id] = config
-        if config.active:
-            self._index_config(config)
         return True
 
-    def _index_config(self, config: WebhookConfig) -> None:
-        triggers = parse_triggers(config.triggers, config.smart_group_id, self._vocabulary)
-        for position, trigger in enumerate(triggers):
-            webhook_id = config.webhook_id
-            bucket = self._index.get(trigger.key)
+    def _index_config(self, config: WebhookConfig) -> list[TriggerKey]:
+        """Index an active config's triggers; the keys they went under."""
+        webhook_id = config.webhook_id
+        keys = []
+        for parsed in parse_triggers(config.triggers, config.smart_group_id, self._vocabulary):
+            bucket = self._index.get(parsed.key)
             if bucket is None:
-                triggers[position] = trigger = _compact(trigger)
-                self._index[trigger.key] = _One(webhook_id, trigger)
+                trigger = _compact(parsed)
+                self._index[trigger.key] = _single(webhook_id, trigger)
+            elif isinstance(bucket, dict):
+                trigger = _shared(parsed, next(iter(bucket.values())))
+                bucket[webhook_id] = trigger
             else:
-                triggers[position] = trigger = _shared(trigger, bucket)
-                if isinstance(bucket, dict):
-                    bucket[webhook_id] = trigger
-                elif bucket.webhook_id == webhook_id:
-                    bucket.trigger = trigger
+                other, held = _lone(bucket, parsed.key)
+                trigger = _shared(parsed, held)
+                if other == webhook_id:
+                    self._index[trigger.key] = _single(webhook_id, trigger)
                 else:
-                    self._index[trigger.key] = {
-                        bucket.webhook_id: bucket.trigger,
-                        webhook_id: trigger,
-                    }
+                    self._index[trigger.key] = {other: held, webhook_id: trigger}
             if trigger.family is TriggerFamily.CATALOG:
                 self._on_source.setdefault(trigger.key.source, set()).add(webhook_id)
-        self._triggers[config.webhook_id] = tuple(triggers)
+            keys.append(trigger.key)
+        return keys
+
+    def triggers(self, webhook_id: str) -> list[Trigger]:
+        """The indexed triggers of a webhook (none if it is inactive or unknown)."""
+        held = self._held.get(webhook_id)
+        found = []
+        for key in held.keys if held is not None else ():
+            bucket = self._index[key]
+            if isinstance(bucket, dict):
+                found.append(bucket[webhook_id])
+            else:
+                found.append(_lone(bucket, key)[1])
+        return found
 
     def refresh(self, source: str) -> int:
         """Re-read the triggers of the webhooks on a catalog source; the number re-read."""
@@ -213,8 +259,10 @@ class WebhookDirectory:
         for webhook_id in webhook_ids:
             config = self.get(webhook_id)
             self._unindex(webhook_id)
-            if config is not None and config.active:
-                self._index_config(config)
+            held = self._held.get(webhook_id)
+            if config is not None and held is not None:
+                keys = self._index_config(config) if config.active else ()
+                self._held[webhook_id] = _Held(held.revision, held.numeric_id, held.record, keys)
         return len(webhook_ids)
 
     def delete(self, webhook_id: str, revision: int | None) -> bool:
@@ -229,35 +277,44 @@ class WebhookDirectory:
         return True
 
     def _unindex(self, webhook_id: str) -> None:
-        for trigger in self._triggers.pop(webhook_id, ()):
-            on_source = self._on_source.get(trigger.key.source)
+        """Take a webhook's triggers out of the index (its held keys stay until replaced)."""
+        held = self._held.get(webhook_id)
+        for key in held.keys if held is not None else ():
+            on_source = self._on_source.get(key.source)
             if on_source is not None:
                 on_source.discard(webhook_id)
                 if not on_source:
-                    del self._on_source[trigger.key.source]
-            bucket = self._index.get(trigger.key)
-            if isinstance(bucket, _One):
-                if bucket.webhook_id == webhook_id:
-                    del self._index[trigger.key]
-            elif bucket is not None:
+                    del self._on_source[key.source]
+            bucket = self._index.get(key)
+            if isinstance(bucket, dict):
                 bucket.pop(webhook_id, None)
                 if len(bucket) == 1:
                     ((other, kept),) = bucket.items()
-                    self._index[trigger.key] = _One(other, kept)
+                    self._index[key] = _single(other, kept)
+            elif bucket is not None and _lone(bucket, key)[0] == webhook_id:
+                del self._index[key]
 
     def match(self, source: str, resource_id: str | None, operation: str) -> list[Match]:
         """The active webhooks subscribed to this event, each once, by its most specific trigger;
         their configs are decoded only if read (``Match.webhook``)."""
         found: dict[str, Trigger] = {}
+        index = self._index
         for key in event_lookup_keys(source, resource_id, operation):
-            for webhook_id, trigger in self._index.get(key, {}).items():
-                found[webhook_id] = trigger  # keys go from general to specific
+            # Keys go from general to specific: a later trigger of a webhook replaces one before.
+            bucket = index.get(key)
+            if bucket is None:
+                continue
+            if isinstance(bucket, dict):
+                found.update(bucket)
+            else:
+                webhook_id, trigger = _lone(bucket, key)
+                found[webhook_id] = trigger
         return [Match(self, webhook_id, trigger) for webhook_id, trigger in found.items()]
 
 
 class _One:
-    """An index bucket of one webhook, as most are (a webhook on one item, one user): a dict of
-    one entry costs four times as much. Reads like the dict it becomes when a second joins."""
+    """An index bucket of one webhook whose trigger is not spelled as its key says
+    (``/users/signIn``, ``ComputerAdded``): a dict of one entry costs four times as much."""
 
     __slots__ = ("trigger", "webhook_id")
 
@@ -265,14 +322,51 @@ class _One:
         self.webhook_id = webhook_id
         self.trigger = trigger
 
-    def __len__(self) -> int:
-        return 1
 
-    def items(self) -> tuple[tuple[str, Trigger]]:
-        return ((self.webhook_id, self.trigger),)
+#: An index bucket: the id of its one webhook when its trigger is the key's own spelling (most
+#: are: a webhook on one item, one user), else a ``_One``, or a dict once a second webhook joins.
+_Bucket = str | _One | dict[str, Trigger]
 
-    def values(self) -> tuple[Trigger]:
-        return (self.trigger,)
+
+def _single(webhook_id: str, trigger: Trigger) -> str | _One:
+    """The bucket of one webhook: its bare id when its trigger can be built again from the key
+    (``/items/item7/update``: no text, no ``Trigger`` held for each of 100,000 such webhooks)."""
+    key = trigger.key
+    if trigger.text == _spelling(key) and trigger.family is _uri_family(key):
+        return webhook_id
+    return _One(webhook_id, trigger)
+
+
+def _lone(bucket: str | _One, key: TriggerKey) -> tuple[str, Trigger]:
+    """The webhook of a bucket of one and its trigger (built again from the key if not held)."""
+    if isinstance(bucket, str):
+        family = TriggerFamily.CATALOG
+        if key.source in PORTAL_OPERATIONS or key.source == WILDCARD:
+            family = TriggerFamily.PORTAL
+        return bucket, Trigger(_spelling(key), family, key)
+    return bucket.webhook_id, bucket.trigger
+
+
+def _uri_family(key: TriggerKey) -> TriggerFamily:
+    """The family of a trigger URI parsed into this key: portal on a portal collection (or on
+    everything), catalog on any other source."""
+    if key.source == WILDCARD or key.source in PORTAL_OPERATIONS:
+        return TriggerFamily.PORTAL
+    return TriggerFamily.CATALOG
+
+
+def _spelling(key: TriggerKey) -> str:
+    """The trigger URI that a key is the parse of, in its canonical spelling."""
+    source, resource_id, operation = key.source, key.resource_id, key.operation
+    if resource_id != WILDCARD:
+        if operation == WILDCARD:
+            return f"/{source}/{resource_id}"
+        return f"/{source}/{resource_id}/{operation}"
+    if source == WILDCARD:
+        return "/"  # the operation is a wildcard too: a trigger URI cannot say otherwise
+    if operation == WILDCARD:
+        return f"/{source}"
+    return f"/{source}/{operation}"
 
 
 def _compact(trigger: Trigger) -> Trigger:
@@ -287,12 +381,9 @@ def _compact(trigger: Trigger) -> Trigger:
     )
 
 
-def _shared(trigger: Trigger, bucket: dict[str, Trigger] | _One) -> Trigger:
-    """The trigger another webhook in the same bucket already holds, if equal (``/users/signin``
-    of many webhooks is one object), else this one on the bucket's key."""
-    held = next(iter(bucket.values()), None)
-    if held is None:
-        return _compact(trigger)
+def _shared(trigger: Trigger, held: Trigger) -> Trigger:
+    """The trigger another webhook in the same bucket holds (``held``), if equal
+    (``/users/signin`` of many webhooks is one object), else this one on the bucket's key."""
     if held == trigger:
         return held
     return Trigger(trigger.text, trigger.family, held.key)

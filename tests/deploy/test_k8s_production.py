@@ -19,7 +19,7 @@ from hookstream.cli.main import _topics_wait
 
 #: Memory each process measured at its peak (bench/sizing.py, 100,000 webhooks and, for the
 #: admin API, 100,000 retained deliveries), in MiB; docs/operations.md "Sizing" has the table.
-MEASURED_PEAK_MIB = {"matcher": 252, "sender": 220, "admin": 1186}
+MEASURED_PEAK_MIB = {"matcher": 195, "sender": 178, "admin": 1186}
 #: Headroom over the measured peak that the limits must leave.
 HEADROOM = 1.25
 

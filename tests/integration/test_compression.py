@@ -32,7 +32,8 @@ from hookstream.records.models import (
     WebhookConfig,
 )
 from hookstream.settings import LocalKafkaSettings, Settings
-from hookstream.views.directory import DirectoryFeed, WebhookDirectory
+from hookstream.views.directory import WebhookDirectory
+from hookstream.views.directory_feed import DirectoryFeed
 from support import (
     DeadLetterReader,
     Pipeline,

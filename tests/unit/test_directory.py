@@ -8,12 +8,8 @@ import pytest
 
 from hookstream.core.triggers import TriggerFamily, TriggerKey
 from hookstream.records.models import WebhookConfig
-from hookstream.views.directory import (
-    REVISION_HEADER,
-    WebhookDirectory,
-    family_of,
-    revision_from_headers,
-)
+from hookstream.views.directory import REVISION_HEADER, WebhookDirectory, family_of
+from hookstream.views.directory_feed import revision_from_headers
 
 
 def hook(webhook_id: str, triggers: list[str], **overrides: Any) -> WebhookConfig:

@@ -12,7 +12,8 @@ from hookstream.records.codec import encode
 from hookstream.records.models import WebhookConfig
 from hookstream.settings import Settings
 from hookstream.views.catalog import EventCatalog
-from hookstream.views.directory import DEFAULT_CACHE_SIZE, DirectoryFeed, WebhookDirectory, _One
+from hookstream.views.directory import DEFAULT_CACHE_SIZE, WebhookDirectory, _One
+from hookstream.views.directory_feed import DirectoryFeed
 
 SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"  # base64 of 24 bytes
 

@@ -29,7 +29,8 @@ from hookstream.net.egress import make_http_client
 from hookstream.records.codec import encode
 from hookstream.records.models import DeliveryPolicy, WebhookCommand, WebhookConfig
 from hookstream.settings import KafkaSecuritySettings, Settings
-from hookstream.views.directory import DirectoryFeed, WebhookDirectory
+from hookstream.views.directory import WebhookDirectory
+from hookstream.views.directory_feed import DirectoryFeed
 from hookstream.views.policy import POLICY_KEY, PolicyFeed
 
 log = logging.getLogger(__name__)

@@ -32,6 +32,13 @@ POLL_TIMEOUT_MS = 500
 #: with the view as it is; the view is reported lagging (/readyz) until it catches up again.
 FRESH_TIMEOUT_S = 5.0
 
+#: Bytes fetched per partition and records taken per batch while a view reads its topic: with the
+#: client's defaults (1 MiB per partition, every record fetched) a catch-up turned about 6 MiB at
+#: a time into records at once, and the process kept that peak (docs/benchmarks.md, "Memory at
+#: 100,000 webhooks (issue 11)").
+FETCH_BYTES_PER_PARTITION = 256 * 1024
+MAX_RECORDS = 2000
+
 #: Least time between two reads of a topic's end offsets for the lag figure (/readyz, /metrics):
 #: the figure is asked for by probes and scrapes, never per record.
 LAG_REFRESH_S = 5.0
@@ -119,6 +126,7 @@ class CompactedFeed:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._poll_timeout_ms,
+            max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
         )
         await consumer.start()
         # The consumer learns partitions only for subscribed topics; ask the cluster directly.
@@ -316,7 +324,7 @@ class CompactedFeed:
             # A batch no client here can unpack is logged, counted and skipped: the view goes on
             # without those records rather than the process failing on them at every start.
             batches, _ = await getmany_past_unreadable(
-                consumer, self._client_id, timeout_ms=self._poll_timeout_ms
+                consumer, self._client_id, timeout_ms=self._poll_timeout_ms, max_records=MAX_RECORDS
             )
             turn_ends = time.monotonic() + YIELD_EVERY_S
             for records in batches.values():

@@ -27,6 +27,7 @@ from typing import Any
 import faust
 import mode
 
+from hookstream.kafka.follower import FETCH_BYTES_PER_PARTITION, MAX_RECORDS
 from hookstream.kafka.membership import AssignmentChurn, DuplicateInstanceError
 from hookstream.kafka.security import faust_credentials
 from hookstream.matcher.agents import (
@@ -76,6 +77,11 @@ def _faust_app(settings: Settings, bootstrap: str) -> ViewsFirstApp:
         producer_acks=-1,
         producer_linger=settings.matcher.producer_linger_s,
         consumer_auto_offset_reset="earliest",
+        # 256 KiB a partition and 2,000 records a poll, not 1 MiB and all fetched: the catch-up
+        # of 100,000 webhook configs (the audit) held the difference for good; events still
+        # come hundreds per fetch.
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
+        broker_max_poll_records=MAX_RECORDS,
         loghandlers=[],
     )
     skip_unreadable_batches(app)

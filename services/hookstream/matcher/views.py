@@ -10,7 +10,8 @@ from hookstream.kafka.follower import CompactedFeed
 from hookstream.ops import OpsServer
 from hookstream.settings import Settings
 from hookstream.views.catalog import CatalogFeed, EventCatalog
-from hookstream.views.directory import DirectoryFeed, WebhookDirectory
+from hookstream.views.directory import WebhookDirectory
+from hookstream.views.directory_feed import DirectoryFeed
 
 
 class MatcherViews:

@@ -16,7 +16,8 @@ from hookstream.ops import OpsServer
 from hookstream.sender.attempts import Deliverer
 from hookstream.sender.loop import Sender
 from hookstream.settings import Settings
-from hookstream.views.directory import DirectoryFeed, WebhookDirectory
+from hookstream.views.directory import WebhookDirectory
+from hookstream.views.directory_feed import DirectoryFeed
 from hookstream.views.policy import PolicyFeed
 
 log = logging.getLogger(__name__)

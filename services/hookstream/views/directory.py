@@ -12,7 +12,6 @@ recently used ones: 100,000 webhooks fit in a process's memory budget (docs/oper
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import sys
@@ -20,7 +19,6 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
-from hookstream.core.errors import DecodeError
 from hookstream.core.triggers import (
     OPEN_VOCABULARY,
     PORTAL_OPERATIONS,
@@ -33,11 +31,8 @@ from hookstream.core.triggers import (
     parse_triggers,
     webhook_family,
 )
-from hookstream.kafka.follower import CompactedFeed
 from hookstream.records.codec import decode, encode
 from hookstream.records.models import WebhookConfig
-from hookstream.records.secretbox import secret_box
-from hookstream.settings import KafkaSecuritySettings
 
 log = logging.getLogger(__name__)
 
@@ -398,54 +393,3 @@ def family_of(config: WebhookConfig) -> TriggerFamily:
 def _family(triggers: tuple[str, ...], smart_group_id: str | None) -> TriggerFamily:
     """Parsing triggers costs more than a delivery's other bookkeeping; configs repeat."""
     return webhook_family(parse_triggers(list(triggers), smart_group_id, OPEN_VOCABULARY))
-
-
-def revision_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> int | None:
-    """The revision header of a record, if it has a readable one."""
-    for name, value in headers or ():
-        if name == REVISION_HEADER:
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                return int(value.decode())
-    return None
-
-
-class DirectoryFeed(CompactedFeed):
-    """Keeps a ``WebhookDirectory`` in step with the config topic; ``ready`` once caught up."""
-
-    def __init__(
-        self,
-        directory: WebhookDirectory,
-        bootstrap: str,
-        topic: str,
-        client_id: str,
-        security: KafkaSecuritySettings | None = None,
-    ) -> None:
-        super().__init__(bootstrap, topic, client_id, security=security)
-        self.directory = directory
-        self.undecodable = 0
-
-    def apply(self, record: Any) -> None:
-        if record.value is None:
-            if record.key is not None:
-                webhook_id = record.key.decode("utf-8", "replace")
-                self.directory.delete(webhook_id, revision_from_headers(record.headers))
-            return
-        try:
-            config = decode(record.value, WebhookConfig)
-        except DecodeError as exc:
-            self.undecodable += 1
-            log.error(
-                "skipping undecodable webhook config at %s[%d]@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                exc,
-            )
-            return
-        self.directory.put(config, record.value)
-
-    def caught_up(self) -> None:
-        # Webhooks whose secret no key decrypts were skipped as damaged; if that is every one
-        # with a secret, the keys are wrong and the view would silently lack them all: stop.
-        secret_box().check_keys()
-        log.info("webhook directory caught up: %d webhooks", len(self.directory))

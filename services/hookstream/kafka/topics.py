@@ -10,7 +10,12 @@ from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import (
+    NodeNotReadyError,
+    NotControllerError,
+    TopicAlreadyExistsError,
+    UnknownBrokerIdError,
+)
 
 from hookstream.core.errors import ConfigurationError
 from hookstream.kafka.security import kafka_python_options
@@ -179,11 +184,40 @@ def _complete(topic: dict[str, Any] | None) -> bool:
     return bool(partitions) and all(p["replica_nodes"] and not p["error_code"] for p in partitions)
 
 
+#: Errors of a cluster still starting (its controller not yet in the metadata a client got):
+#: the whole create-and-check is tried again on a fresh connection, at most this many times.
+NOT_READY_ERRORS = (UnknownBrokerIdError, NodeNotReadyError, NotControllerError)
+NOT_READY_ATTEMPTS = 10
+
+
 def create_topics(
     bootstrap: str,
     topics: TopicSettings,
     security: KafkaSecuritySettings | None = None,
     fix: bool = False,
+) -> dict[str, str]:
+    """Create every missing topic and check every existing one against its spec, again on a
+    fresh connection while the cluster is still starting (see ``_create_topics``)."""
+    for attempt in range(1, NOT_READY_ATTEMPTS + 1):
+        try:
+            return _create_topics(bootstrap, topics, security, fix)
+        except NOT_READY_ERRORS as exc:
+            if attempt == NOT_READY_ATTEMPTS:
+                raise
+            log.warning(
+                "the cluster cannot create topics yet (%s: %s); trying again",
+                type(exc).__name__,
+                exc,
+            )
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def _create_topics(
+    bootstrap: str,
+    topics: TopicSettings,
+    security: KafkaSecuritySettings | None,
+    fix: bool,
 ) -> dict[str, str]:
     """Create every missing topic and check every existing one against its spec.
 
